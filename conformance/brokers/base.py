@@ -1,0 +1,125 @@
+"""Brokers the harness starts itself: free loopback ports, a readiness wait, a guaranteed stop."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..codec.errors import HarnessError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Block until ``host:port`` accepts a TCP connection; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise HarnessError(f"broker exited with code {process.returncode} before it listened on {host}:{port}")
+        if time.monotonic() > deadline:
+            raise HarnessError(f"broker did not listen on {host}:{port} within {timeout:.0f} s")
+        time.sleep(0.01)  # polling interval of a readiness wait, not a proof of absence
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM the broker when the harness dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class EmbeddedBroker:
+    """A broker process on free loopback ports.
+
+    Subclasses set ``name`` and ``versions`` and implement ``command()``, which may write config files
+    into ``self.workdir`` and must set ``self.ports`` (version -> port).
+    """
+
+    name = "broker"
+    versions: tuple[str, ...] = ("3.1.1", "5.0")
+    host = "127.0.0.1"
+    start_timeout = 20.0
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"mqtt-conformance-{self.name}-"))
+        self.ports: dict[str, int] = {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.workdir / "broker.log"
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def url(self, version: str) -> str:
+        return f"mqtt://{self.host}:{self.ports[version]}"
+
+    def start(self) -> EmbeddedBroker:
+        cmd = self.command()
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, cwd=self.workdir, env=self.env(),
+            start_new_session=True,  # so that stop() can end the whole process group
+            preexec_fn=_die_with_parent,
+        )
+        atexit.register(self.stop)
+        try:
+            for port in sorted(set(self.ports.values())):
+                wait_for_port(self.host, port, self.start_timeout, self.process)
+        except HarnessError as exc:
+            self.stop()
+            raise HarnessError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        if process.stdin:
+            process.stdin.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

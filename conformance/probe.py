@@ -1,0 +1,443 @@
+"""Probe: one raw client connection to the broker under test.
+
+It sends packets (well-formed, crafted or raw bytes), records every byte in the case's transcript,
+and judges what comes back: ``expect`` (the next packet, partially matched), ``expect_closed`` and
+``expect_nothing`` (proved with a PINGREQ barrier, never a sleep). Every wait is bounded; a mismatch
+raises ``BrokerViolation`` with expected vs actual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .codec import (
+    Connack,
+    Connect,
+    Crafted,
+    Disconnect,
+    MalformedPacket,
+    Packet,
+    Parser,
+    Pingreq,
+    Pingresp,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Raw,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+    Will,
+    encode,
+    level_of,
+)
+from .codec.errors import HarnessError
+from .codec.properties import BY_NAME
+from .codec.wire import V50
+from .transcript import CLOSE, IN, NOTE, OUT, Transcript, describe
+from .transport import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
+from .verdicts import BrokerGone, BrokerViolation
+
+P = TypeVar("P", bound=Packet)
+Sendable = Packet | Crafted | Raw | bytes
+
+
+@dataclass(frozen=True)
+class Closed:
+    """How the broker ended the connection: after ``elapsed`` s, with a DISCONNECT or silently."""
+
+    elapsed: float
+    disconnect: Disconnect | None
+    reset: bool = False
+
+
+@dataclass
+class Timing:
+    response: float = 3.0  # how long a reply may take before it counts as missing
+    connect: float = 5.0
+
+
+def _matches(expected: Any, actual: Any) -> bool:
+    if callable(expected) and not isinstance(expected, type):
+        return bool(expected(actual))
+    if isinstance(expected, set | frozenset):
+        return actual in expected
+    if isinstance(expected, list) and isinstance(actual, tuple):
+        return tuple(expected) == actual
+    return expected == actual
+
+
+def mismatches(packet: Packet, fields: dict[str, Any]) -> list[str]:
+    """Field names (or property names) whose values differ from ``fields``."""
+    wrong = []
+    for name, expected in fields.items():
+        if hasattr(packet, name):
+            actual = getattr(packet, name)
+        elif name in BY_NAME:
+            props = getattr(packet, "properties", Properties())
+            actual = props.all(name) if BY_NAME[name].repeatable and isinstance(expected, list) else props.get(name)
+        else:
+            raise HarnessError(f"{packet.name} has no field or property {name!r}")
+        if not _matches(expected, actual):
+            wrong.append(f"{name}={actual!r} (expected {_show(expected)})")
+    return wrong
+
+
+def _show(expected: Any) -> str:
+    if callable(expected) and not isinstance(expected, type):
+        return getattr(expected, "__doc__", None) or getattr(expected, "__name__", "a predicate")
+    if isinstance(expected, set | frozenset):
+        return "one of " + ", ".join(repr(v) for v in sorted(expected))
+    return repr(expected)
+
+
+class Probe:
+    """A raw MQTT client. Create it through the ``make_probe`` fixture, which shares the case's transcript."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        version: str,
+        transcript: Transcript,
+        *,
+        name: str = "c1",
+        client_id: str = "",
+        timing: Timing | None = None,
+        tls: TlsOptions | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.version = version
+        self.level = level_of(version)
+        self.transcript = transcript
+        self.name = name
+        self.client_id = client_id
+        self.timing = timing or Timing()
+        self.tls = tls
+        self.username = username
+        self.password = password
+        if password:
+            transcript.secrets.append(password.encode())
+        self.parser = Parser(self.level)
+        self.inbox: deque[Packet | MalformedPacket] = deque()
+        self.transport: Transport | None = None
+        self.closed: Closed | None = None
+        self.connack: Connack | None = None
+        self._next_id = 0
+        self._opened_at = 0.0
+
+    # -- connection ----------------------------------------------------------------------------
+    @property
+    def v5(self) -> bool:
+        return self.level == V50
+
+    def open(self) -> Probe:
+        if self.transport is None:
+            try:
+                self.transport = open_transport(self.endpoint, self.timing.connect, self.tls)
+            except BrokerUnreachable as exc:
+                self.transcript.add(self.name, NOTE, note=str(exc))
+                raise BrokerGone(str(exc)) from None
+            self._opened_at = time.monotonic()
+            self.transcript.add(self.name, NOTE, note=f"TCP connected to {self.endpoint.url} (MQTT {self.version})")
+        return self
+
+    def send(self, item: Sendable, note: str = "") -> Probe:
+        """Send a packet, a crafted packet or raw bytes, and record it."""
+        self.open()
+        if isinstance(item, Packet):
+            data, packet = encode(item, self.level), item
+        elif isinstance(item, Crafted | Raw):
+            data = item.encode(self.level)
+            packet = None
+            note = note or (item.describe() if isinstance(item, Crafted) else item.label)
+        elif isinstance(item, bytes | bytearray):
+            data, packet, note = bytes(item), None, note or "raw bytes"
+        else:
+            raise HarnessError(f"cannot send {item!r}")
+        if packet is None:
+            packet = self._try_decode(data)
+        self.transcript.add(self.name, OUT, data, packet, note, self.level)
+        assert self.transport is not None
+        try:
+            self.transport.send(data)
+        except OSError as exc:
+            # The broker may legitimately close while we send (it judged an earlier packet).
+            self._mark_closed(reset=True, why=f"send failed: {exc}")
+        return self
+
+    def _try_decode(self, data: bytes) -> Packet | None:
+        items = Parser(self.level).feed(data)
+        if len(items) == 1 and isinstance(items[0][1], Packet) and items[0][0] == data:
+            return items[0][1]
+        return None
+
+    def close(self) -> None:
+        """Drop the network connection without DISCONNECT (an abrupt close)."""
+        if self.transport is not None:
+            if self.closed is None:
+                self.transcript.add(self.name, NOTE, note="harness closed the connection")
+            self.transport.close()
+            self.transport = None
+            self.closed = self.closed or Closed(0.0, None)
+
+    def disconnect(self, reason_code: int = 0, **props: Any) -> None:
+        """Send DISCONNECT and close, as a well-behaved client does."""
+        if self.transport is not None and self.closed is None:
+            self.send(Disconnect(reason_code=reason_code, properties=Properties(**props)))
+        self.close()
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    # -- receiving -------------------------------------------------------------------------------
+    def _mark_closed(self, reset: bool = False, why: str = "") -> None:
+        if self.closed is None:
+            self.closed = Closed(time.monotonic() - self._opened_at, None, reset)
+            note = "connection closed by broker" + (" (reset)" if reset else "") + (f": {why}" if why else "")
+            self.transcript.add(self.name, CLOSE, note=note)
+
+    def _pump(self, deadline: float) -> bool:
+        """Read once, until ``deadline`` at most. False when nothing more can come (closed or timed out)."""
+        if self.closed is not None or self.transport is None:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            data = self.transport.recv(remaining)
+        except (ConnectionResetError, BrokenPipeError, OSError) as exc:
+            self._mark_closed(reset=True, why=type(exc).__name__)
+            return False
+        if data is None:
+            return False
+        if data == b"":
+            self._mark_closed()
+            return False
+        for raw, packet in self.parser.feed(data):
+            self.transcript.add(self.name, IN, raw, packet, level=self.level)
+            self.inbox.append(packet)
+        return True
+
+    def next(self, timeout: float | None = None, *, strict: bool = True) -> Packet | MalformedPacket | None:
+        """The next packet from the broker, or None if the connection closed or nothing came in time.
+        A malformed packet is a BrokerViolation, unless ``strict`` is False (then it is returned)."""
+        deadline = time.monotonic() + (self.timing.response if timeout is None else timeout)
+        while not self.inbox:
+            if not self._pump(deadline):
+                break
+        if not self.inbox:
+            return None
+        item = self.inbox.popleft()
+        if isinstance(item, MalformedPacket) and strict:
+            raise BrokerViolation(f"broker sent a malformed packet: {item}")
+        return item
+
+    def expect(self, kind: type[P], timeout: float | None = None, **fields: Any) -> P:
+        """The next packet must be of ``kind`` with the given field values (a set means any of them,
+        a callable is a predicate; property names check the packet's properties)."""
+        wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
+        packet = self.next(timeout)
+        if packet is None:
+            if self.closed is not None:
+                raise BrokerViolation(f"expected {wanted}, but the broker closed the connection")
+            raise BrokerViolation(f"expected {wanted}, but nothing arrived within {self._timeout(timeout):.1f} s")
+        if not isinstance(packet, kind):
+            raise BrokerViolation(f"expected {wanted}, got {describe(packet, self.level)}")
+        wrong = mismatches(packet, fields)
+        if wrong:
+            raise BrokerViolation(f"expected {wanted}, got {describe(packet, self.level)}: " + "; ".join(wrong))
+        return packet
+
+    def wait_for(self, kind: type[P], timeout: float | None = None, **fields: Any) -> P:
+        """The first packet of ``kind`` matching ``fields``; packets before it stay queued, in order.
+        For helpers whose subject is not the order of unrelated packets."""
+        return self.collect_until(kind, timeout, keep=True, **fields)[1]
+
+    def collect_until(self, kind: type[P], timeout: float | None = None, *, keep: bool = False,
+                      **fields: Any) -> tuple[list[Packet], P]:
+        """Wait for the first ``kind`` matching ``fields``; return (the packets that came before it,
+        the match). With ``keep`` the earlier packets stay queued instead of being taken."""
+        deadline = time.monotonic() + self._timeout(timeout)
+        seen = 0
+        while True:
+            for index, item in enumerate(list(self.inbox)[seen:], start=seen):
+                if isinstance(item, kind) and not mismatches(item, fields):
+                    before = list(self.inbox)[:index]
+                    del self.inbox[index]
+                    if not keep:
+                        for _ in range(index):
+                            self.inbox.popleft()
+                    bad = [b for b in before if isinstance(b, MalformedPacket)]
+                    if bad and not keep:
+                        raise BrokerViolation(f"broker sent a malformed packet: {bad[0]}")
+                    return [b for b in before if isinstance(b, Packet)], item
+            seen = len(self.inbox)
+            if not self._pump(deadline):
+                wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
+                got = ", ".join(describe(p, self.level) for p in self.inbox if isinstance(p, Packet)) or "nothing"
+                why = "the broker closed the connection" if self.closed else f"not within {self._timeout(timeout):.1f} s"
+                raise BrokerViolation(f"expected {wanted}, {why}; received: {got}")
+
+    def expect_closed(self, timeout: float | None = None, reason_codes: Iterable[int] | None = None,
+                      allow: tuple[type[Packet], ...] = ()) -> Closed:
+        """The broker must close the connection within ``timeout``. In 5.0 it may send a DISCONNECT
+        first; if ``reason_codes`` is given, that DISCONNECT's code must be one of them."""
+        deadline = time.monotonic() + self._timeout(timeout)
+        disconnect = None
+        while True:
+            while self.inbox:
+                item = self.inbox.popleft()
+                if isinstance(item, Disconnect) and self.v5 and disconnect is None:
+                    disconnect = item
+                    codes = set(reason_codes) if reason_codes is not None else None
+                    if codes is not None and item.reason_code not in codes:
+                        raise BrokerViolation(
+                            f"expected the connection closed (DISCONNECT reason one of "
+                            f"{', '.join(f'0x{c:02X}' for c in sorted(codes))} allowed first), got "
+                            f"{describe(item, self.level)}"
+                        )
+                elif isinstance(item, allow):
+                    continue
+                else:
+                    shown = str(item) if isinstance(item, MalformedPacket) else describe(item, self.level)
+                    raise BrokerViolation(f"expected the connection to be closed, got {shown}")
+            if self.closed is not None:
+                return Closed(self.closed.elapsed, disconnect, self.closed.reset)
+            if not self._pump(deadline) and self.closed is None and time.monotonic() >= deadline:
+                raise BrokerViolation(
+                    f"expected the broker to close the connection within {self._timeout(timeout):.1f} s; it stayed open"
+                )
+
+    def expect_nothing(self, timeout: float | None = None, allow: tuple[type[Packet], ...] = ()) -> None:
+        """Nothing may arrive: proved by a PINGREQ round trip (the broker answers in order)."""
+        self.send(Pingreq(), note="barrier")
+        deadline = time.monotonic() + self._timeout(timeout)
+        while True:
+            while self.inbox:
+                item = self.inbox.popleft()
+                if isinstance(item, Pingresp):
+                    return
+                if isinstance(item, allow):
+                    continue
+                shown = str(item) if isinstance(item, MalformedPacket) else describe(item, self.level)
+                raise BrokerViolation(f"expected nothing before the PINGRESP barrier, got {shown}")
+            if not self._pump(deadline):
+                if self.closed is not None:
+                    raise BrokerViolation("expected the connection to stay open, the broker closed it")
+                raise BrokerViolation(f"no PINGRESP within {self._timeout(timeout):.1f} s")
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.timing.response if timeout is None else timeout
+
+    # -- conveniences ----------------------------------------------------------------------------
+    def packet_id(self) -> int:
+        self._next_id = self._next_id % 65535 + 1
+        return self._next_id
+
+    def connect_packet(self, client_id: str | None = None, *, clean_start: bool = True, keep_alive: int = 60,
+                       will: Will | None = None, session_expiry: int | None = None,
+                       properties: Properties | None = None, username: str | None = None,
+                       password: str | bytes | None = None) -> Connect:
+        """A CONNECT carrying the target's credentials unless others are given."""
+        props = properties or Properties()
+        if session_expiry is not None and self.v5:
+            props = Properties.of([*props, ("session_expiry_interval", session_expiry)])
+        user = username if username is not None else self.username
+        secret = password if password is not None else self.password
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if secret is not None and user is None and not self.v5:
+            secret = None  # 3.1.1 forbids a password without a user name
+        return Connect(
+            client_id=self.client_id if client_id is None else client_id, clean_start=clean_start,
+            keep_alive=keep_alive, will=will, username=user, password=secret, properties=props,
+        )
+
+    def connect(self, client_id: str | None = None, *, expect_code: int | None = 0, **options: Any) -> Probe:
+        """Send CONNECT and expect CONNACK (code 0 unless ``expect_code`` says otherwise)."""
+        if client_id is not None:
+            self.client_id = client_id
+        self.send(self.connect_packet(client_id, **options))
+        fields = {} if expect_code is None else {"reason_code": expect_code}
+        self.connack = self.expect(Connack, **fields)
+        return self
+
+    def subscribe(self, *filters: str | Subscription, qos: int = 0, properties: Properties | None = None,
+                  expect_codes: Iterable[int] | None = None) -> Suback:
+        subs = tuple(f if isinstance(f, Subscription) else Subscription(f, qos) for f in filters)
+        packet_id = self.packet_id()
+        self.send(Subscribe(packet_id=packet_id, subscriptions=subs, properties=properties or Properties()))
+        suback = self.wait_for(Suback, packet_id=packet_id)
+        if expect_codes is not None and tuple(suback.reason_codes) != tuple(expect_codes):
+            raise BrokerViolation(f"SUBACK codes {suback.reason_codes}, expected {tuple(expect_codes)}")
+        return suback
+
+    def unsubscribe(self, *filters: str, properties: Properties | None = None) -> Unsuback:
+        packet_id = self.packet_id()
+        self.send(Unsubscribe(packet_id=packet_id, topic_filters=filters, properties=properties or Properties()))
+        return self.wait_for(Unsuback, packet_id=packet_id)
+
+    def publish(self, topic: str, payload: bytes | str = b"", qos: int = 0, retain: bool = False,
+                properties: Properties | None = None, **props: Any) -> Packet | None:
+        """Publish and complete the QoS flow; returns the PUBACK/PUBCOMP (None for QoS 0)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        merged = Properties.of([*(properties or Properties()), *Properties(**props)])
+        packet_id = self.packet_id() if qos else None
+        self.send(Publish(topic=topic, payload=payload, qos=qos, retain=retain, packet_id=packet_id,
+                          properties=merged))
+        if qos == 1:
+            return self.wait_for(Puback, packet_id=packet_id)
+        if qos == 2:
+            pubrec = self.wait_for(Pubrec, packet_id=packet_id)
+            if pubrec.reason_code >= 0x80:
+                return pubrec
+            self.send(Pubrel(packet_id=packet_id))
+            return self.wait_for(Pubcomp, packet_id=packet_id)
+        return None
+
+    def ack(self, publish: Publish) -> None:
+        """Acknowledge a received PUBLISH (QoS 1: PUBACK; QoS 2: PUBREC, PUBREL, PUBCOMP)."""
+        if publish.qos == 1:
+            self.send(Puback(packet_id=publish.packet_id or 0))
+        elif publish.qos == 2:
+            self.send(Pubrec(packet_id=publish.packet_id or 0))
+            self.wait_for(Pubrel, packet_id=publish.packet_id)
+            self.send(Pubcomp(packet_id=publish.packet_id or 0))
+
+    def receive(self, timeout: float | None = None, **fields: Any) -> Publish:
+        """The next packet must be a PUBLISH matching ``fields``; it is acknowledged."""
+        publish = self.expect(Publish, timeout, **fields)
+        self.ack(publish)
+        return publish
+
+    def ping(self, timeout: float | None = None) -> None:
+        self.send(Pingreq())
+        self.expect(Pingresp, timeout)
+
+    def drain(self, predicate: Callable[[Packet], bool] | None = None) -> list[Packet]:
+        """Take every packet already received (after a barrier), optionally only matching ones."""
+        taken = [p for p in self.inbox if isinstance(p, Packet) and (predicate is None or predicate(p))]
+        for packet in taken:
+            self.inbox.remove(packet)
+        return taken
+
+
+def _fields_text(fields: dict[str, Any]) -> str:
+    if not fields:
+        return ""
+    return "(" + ", ".join(f"{k}={_show(v)}" for k, v in fields.items()) + ")"

@@ -1,0 +1,152 @@
+"""Target profiles: a TOML file describing one broker (where, how, what it supports, where it deviates).
+
+Every problem is reported as a ConfigError naming the file and the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import catalogue
+from .transport import ConfigError, TlsOptions, parse_url
+
+# Capabilities a case may require; True unless the profile or the broker's CONNACK says otherwise.
+CAPABILITIES = {
+    "maximum_qos": 2,
+    "retain_available": True,
+    "wildcard_subscriptions": True,
+    "subscription_identifiers": True,
+    "shared_subscriptions": True,
+    "topic_alias_maximum": 0,
+    "receive_maximum": 65535,
+    "maximum_packet_size": None,
+    "server_keep_alive": None,
+    "enhanced_auth": False,
+    "authentication_method": None,
+    "credentials_required": False,  # the broker refuses anonymous clients
+}
+LIMITS = {
+    "response_timeout": 3.0,  # seconds a reply may take before it counts as missing
+    "connect_timeout": 5.0,
+    # How long past a timer's bound (1.5 x Keep Alive, an expiry) a case keeps waiting: an event in
+    # that window is NON-STRICT (late, with the measured time), none at all is FAIL.
+    "timer_late_window": 10.0,
+}
+KNOWN_KEYS = {"name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
+              "capabilities", "limits", "deviations", "websocket_path", "notes"}
+
+
+@dataclass(frozen=True)
+class Deviation:
+    statement: str
+    version: str | None  # None: both versions
+    reason: str
+    evidence: str = ""
+    case: str = ""  # optional: only cases whose name contains this
+
+    def applies(self, statement: str, version: str, case_name: str) -> bool:
+        return (
+            self.statement == statement
+            and (self.version is None or self.version == version)
+            and (not self.case or self.case in case_name)
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass
+class Profile:
+    name: str = ""
+    path: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # version -> URL
+    embedded: str | None = None
+    versions: tuple[str, ...] = ("3.1.1", "5.0")
+    credentials: Identity = field(default_factory=Identity)
+    identities: dict[str, Identity] = field(default_factory=dict)  # e.g. "unauthorised", "second"
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    capabilities: dict[str, Any] = field(default_factory=dict)  # only what the profile sets
+    limits: dict[str, float] = field(default_factory=lambda: dict(LIMITS))
+    deviations: list[Deviation] = field(default_factory=list)
+
+    def deviation_for(self, statements: list[str], version: str, case_name: str) -> Deviation | None:
+        return next((d for d in self.deviations for s in statements if d.applies(s, version, case_name)), None)
+
+
+def _identity(where: str, table: Any) -> Identity:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table with username/password")
+    password = table.get("password")
+    env = table.get("password_env")
+    if env:
+        password = os.environ.get(env)
+        if password is None:
+            raise ConfigError(f"{where}.password_env names {env}, which is not set in the environment")
+    return Identity(table.get("username"), password)
+
+
+def load_profile(path: str | Path) -> Profile:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"profile {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile {path} is not valid TOML: {exc}") from None
+    return profile_from_dict(data, str(path))
+
+
+def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
+    unknown = set(data) - KNOWN_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_KEYS))}")
+    profile = Profile(name=str(data.get("name", "")), path=where if where != "profile" else None)
+    versions = data.get("versions", ["3.1.1", "5.0"])
+    bad = [v for v in versions if v not in catalogue.VERSIONS]
+    if bad or not versions:
+        raise ConfigError(f"{where}: versions must be a list of 3.1.1 and/or 5.0, got {versions!r}")
+    profile.versions = tuple(versions)
+    if "broker" in data:
+        parse_url(data["broker"])
+        profile.urls = {v: data["broker"] for v in profile.versions}
+    for version, url in data.get("brokers", {}).items():
+        if version not in catalogue.VERSIONS:
+            raise ConfigError(f"{where}: [brokers] key {version!r} is not an MQTT version")
+        parse_url(url)
+        profile.urls[version] = url
+    profile.embedded = data.get("embedded")
+    if "credentials" in data:
+        profile.credentials = _identity(f"{where}: [credentials]", data["credentials"])
+    for key, table in data.get("identities", {}).items():
+        profile.identities[key] = _identity(f"{where}: [identities.{key}]", table)
+    if "tls" in data:
+        tls = data["tls"]
+        profile.tls = TlsOptions(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file"), bool(tls.get("insecure")))
+    caps = data.get("capabilities", {})
+    unknown = set(caps) - set(CAPABILITIES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(unknown))}; known: {', '.join(CAPABILITIES)}")
+    profile.capabilities = dict(caps)
+    limits = data.get("limits", {})
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown limits {', '.join(sorted(unknown))}; known: {', '.join(LIMITS)}")
+    profile.limits.update({k: float(v) for k, v in limits.items()})
+    for i, dev in enumerate(data.get("deviations", [])):
+        missing = {"statement", "reason"} - set(dev)
+        if missing:
+            raise ConfigError(f"{where}: deviations[{i}] lacks {', '.join(sorted(missing))}")
+        version = dev.get("version")
+        known = [v for v in ([version] if version else catalogue.VERSIONS) if dev["statement"] in catalogue.load(v)]
+        if not known:
+            raise ConfigError(f"{where}: deviations[{i}] cites unknown statement {dev['statement']} for MQTT {version or 'any'}")
+        profile.deviations.append(Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""),
+                                            dev.get("case", "")))
+    return profile

@@ -1,0 +1,113 @@
+"""Per-case records and the results.json file every report is rendered from."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__, catalogue
+from .case import CaseSpec
+from .codec.errors import HarnessError
+from .verdicts import (
+    MUST,
+    BrokerGone,
+    BrokerViolation,
+    Informational,
+    NonStrict,
+    Unsupported,
+    Verdict,
+)
+
+SCHEMA = 1
+
+
+@dataclass
+class Judgement:
+    verdict: Verdict
+    message: str = ""
+
+
+def judge(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec) -> Judgement:
+    """Whose fault an exception is: the broker's (FAIL/NON-STRICT), ours (ERROR), or a grade."""
+    if excinfo is None:
+        return Judgement(Verdict.PASS)
+    exc = excinfo.value
+    message = str(exc).strip()
+    if isinstance(exc, Unsupported):
+        return Judgement(Verdict.UNSUPPORTED, message)
+    if isinstance(exc, pytest.skip.Exception):
+        return Judgement(Verdict.UNSUPPORTED, getattr(exc, "msg", message))
+    if isinstance(exc, NonStrict):
+        return Judgement(Verdict.NON_STRICT, message)
+    if isinstance(exc, Informational):
+        return Judgement(Verdict.INFORMATIONAL, message)
+    if isinstance(exc, BrokerGone | HarnessError):
+        return Judgement(Verdict.ERROR, message)
+    if isinstance(exc, AssertionError):
+        if not isinstance(exc, BrokerViolation):
+            message = _assertion_text(excinfo)
+        return Judgement(Verdict.FAIL if spec.level == MUST else Verdict.NON_STRICT, message)
+    return Judgement(Verdict.ERROR, f"harness error: {type(exc).__name__}: {message}")
+
+
+def _assertion_text(excinfo: pytest.ExceptionInfo) -> str:
+    text = str(excinfo.value).strip()
+    if text:
+        return text.splitlines()[0] if len(text) > 500 else text
+    entry = excinfo.traceback[-1]
+    return f"assertion failed at {Path(str(entry.path)).name}:{entry.lineno + 1}"
+
+
+def broker_alive(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def section_of(spec: CaseSpec, version: str) -> str:
+    first = spec.statements[version][0]
+    statement = catalogue.get(first, version)
+    return statement.chapter if statement else ""
+
+
+def write_results(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def summarize(cases: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {v.value: 0 for v in Verdict}
+    for record in cases:
+        counts[record["verdict"]] += 1
+    return counts
+
+
+def exit_code(cases: list[dict[str, Any]], strict: bool) -> int:
+    bad = {Verdict.FAIL.value, Verdict.ERROR.value} | ({Verdict.NON_STRICT.value} if strict else set())
+    return 1 if any(r["verdict"] in bad and not r.get("known_deviation") for r in cases) else 0
+
+
+def document(target: dict[str, Any], started: float, duration: float, options: dict[str, Any],
+             cases: list[dict[str, Any]], capabilities: dict[str, Any], strict: bool) -> dict[str, Any]:
+    cases = sorted(cases, key=lambda r: (r["mqtt_version"], r["module"], r["id"]))
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": "mqtt-conformance", "version": __version__},
+        "target": {**target, "capabilities": capabilities},
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "duration_s": round(duration, 3),
+        "options": options,
+        "summary": summarize(cases),
+        "exit_code": exit_code(cases, strict),
+        "cases": cases,
+    }

@@ -1,0 +1,136 @@
+"""Byte transports to a broker: plain TCP and TLS (WebSocket is layered on these).
+
+A transport only moves bytes; every read is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .codec.errors import HarnessError
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+
+
+class ConfigError(HarnessError):
+    """Bad user input (option, URL, profile): exit code 2 with a one-line message."""
+
+
+class BrokerUnreachable(HarnessError):
+    """The broker could not be reached at all."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str
+    host: str
+    port: int
+    path: str = "/mqtt"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        suffix = self.path if self.scheme in ("ws", "wss") else ""
+        return f"{self.scheme}://{host}:{self.port}{suffix}"
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in ("mqtts", "wss")
+
+
+def parse_url(url: str) -> Endpoint:
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ConfigError(f"broker URL {url!r}: scheme must be one of {', '.join(DEFAULT_PORTS)}")
+    if not parts.hostname:
+        raise ConfigError(f"broker URL {url!r} has no host")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ConfigError(f"broker URL {url!r} has an invalid port") from None
+    return Endpoint(parts.scheme, parts.hostname, port, parts.path or "/mqtt")
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+    def context(self, host: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+class Transport:
+    """A connected byte stream."""
+
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Bytes received; b'' when the peer closed; None when nothing arrived within ``timeout``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SocketTransport(Transport):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self, timeout: float) -> bytes | None:
+        self.sock.settimeout(max(timeout, 0.0001))
+        try:
+            return self.sock.recv(65536)
+        except TimeoutError:
+            return None
+        except ssl.SSLWantReadError:
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def open_transport(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = None) -> Transport:
+    """Connect to ``endpoint``; raises BrokerUnreachable (or ConfigError for TLS setup problems)."""
+    try:
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+    except OSError as exc:
+        raise BrokerUnreachable(f"cannot connect to {endpoint.url}: {exc.strerror or exc}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if endpoint.tls:
+        try:
+            sock = (tls or TlsOptions()).context(endpoint.host).wrap_socket(sock, server_hostname=endpoint.host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise BrokerUnreachable(f"TLS certificate problem with {endpoint.url}: {exc.verify_message}") from None
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise BrokerUnreachable(f"TLS handshake with {endpoint.url} failed: {exc}") from None
+    transport: Transport = SocketTransport(sock)
+    if endpoint.scheme in ("ws", "wss"):
+        from .websocket import WebSocketTransport
+
+        transport = WebSocketTransport.handshake(transport, endpoint, timeout)
+    return transport
+
+
+def check_reachable(endpoint: Endpoint, timeout: float = 3.0, tls: TlsOptions | None = None) -> None:
+    open_transport(endpoint, timeout, tls).close()
