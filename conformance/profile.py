@@ -28,6 +28,9 @@ CAPABILITIES = {
     "enhanced_auth": False,
     "authentication_method": None,
     "credentials_required": False,  # the broker refuses anonymous clients
+    "password_auth": False,  # the broker checks passwords: identities "valid" and "bad_password" given
+    "denied_topic": None,  # a topic prefix the target's ACL forbids to the default identity
+    "maximum_client_id_length": 23,
 }
 LIMITS = {
     "response_timeout": 3.0,  # seconds a reply may take before it counts as missing
