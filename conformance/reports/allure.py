@@ -1,0 +1,133 @@
+"""allure-results/: Allure 2 result files written by hand (one ``<uuid>-result.json`` per case).
+
+Behaviours tab: epic = MQTT version, feature = spec section, story = statement, so Allure's own
+grouping becomes a statement browser. UUIDs are derived from the run start and case id, so rendering
+the same results twice rewrites the same files instead of adding duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .model import Case, Run, catalogue, chapter_title, run_of, version_key
+from .transcript import as_text
+
+STATUS = {
+    "PASS": "passed", "FAIL": "failed", "ERROR": "broken", "UNSUPPORTED": "skipped",
+    "NON-STRICT": "passed", "INFORMATIONAL": "passed",
+}
+SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
+NOTES = {
+    "NON-STRICT": "NON-STRICT: permitted but discouraged behaviour (a SHOULD not met); fails under --strict.",
+    "INFORMATIONAL": "INFORMATIONAL: the specification leaves this choice to the implementation; recorded only.",
+}
+CATEGORIES = [  # matched in order: known deviations must not be mistaken for new violations
+    {"name": "Known deviations", "matchedStatuses": ["failed"], "messageRegex": "(?s)known deviation.*"},
+    {"name": "Broker violations", "matchedStatuses": ["failed"]},
+    {"name": "Harness errors", "matchedStatuses": ["broken"]},
+    {"name": "Unsupported by the target", "matchedStatuses": ["skipped"]},
+]
+_NAMESPACE = uuid.UUID("5d0b7c52-6d2b-4c8e-9d3e-8a1f3b2c4d5e")  # fixed: stable uuids across renders
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: Path) -> dict[str, Any]:
+    """The Allure result of one case; writes its attachments into ``out_dir`` on the way."""
+    test_uuid = _uuid(run.started_at, case.id, case.version)
+    title = chapter_title(case.chapter, case.version)
+    labels = [
+        {"name": "epic", "value": f"MQTT {case.version}"},
+        {"name": "feature", "value": f"{case.section or '?'} {title}".strip()},
+        *({"name": "story", "value": s} for s in case.statements),
+        {"name": "severity", "value": SEVERITY.get(case.level.upper(), "normal")},
+        {"name": "parentSuite", "value": f"MQTT {case.version}"},
+        {"name": "suite", "value": case.module or case.section or "cases"},
+        {"name": "tag", "value": case.verdict},
+        {"name": "framework", "value": run.tool_name},
+        {"name": "language", "value": "python"},
+        {"name": "host", "value": run.target_name},
+    ]
+    if case.known_deviation:
+        labels.append({"name": "tag", "value": "known-deviation"})
+    known = catalogue(case.version)
+    links = [{"type": "link", "name": s, "url": known[s].url} for s in case.statements if s in known]
+
+    message = case.message
+    if case.known_deviation:
+        message = f"known deviation: {case.deviation_reason or 'listed in the target profile'}\n{message}".rstrip()
+    description = "\n\n".join(p for p in (case.description, f"Expectation: {case.expectation}" if case.expectation
+                                           else "", NOTES.get(case.verdict, "")) if p)
+    attachments = [_attach(out_dir, test_uuid, "transcript", "txt", "text/plain",
+                           as_text(case.transcript, case.version).encode("utf-8"))]
+    pcap = report_dir / case.pcap if case.pcap else None
+    if pcap is not None and pcap.is_file():
+        attachments.append(_attach(out_dir, test_uuid, "capture (pcap)", "pcap", "application/vnd.tcpdump.pcap",
+                                   pcap.read_bytes()))
+    stop_ms = start_ms + max(1, round(case.duration_s * 1000))
+    return {
+        "uuid": test_uuid,
+        "historyId": hashlib.md5(f"{case.id}|{case.version}".encode()).hexdigest(),
+        "testCaseId": hashlib.md5(case.id.encode()).hexdigest(),
+        "fullName": f"{case.module}::{case.short_id}" if case.module else case.id,
+        "name": f"{case.short_id} [{', '.join(case.statements)}]" if case.statements else case.short_id,
+        "status": STATUS.get(case.verdict, "broken"),
+        "statusDetails": {"known": case.known_deviation, "muted": False, "flaky": False, "message": message},
+        "stage": "finished",
+        "description": description,
+        "steps": [],
+        "attachments": attachments,
+        "parameters": [{"name": "mqtt_version", "value": case.version}, {"name": "verdict", "value": case.verdict}],
+        "labels": labels,
+        "links": links,
+        "start": start_ms,
+        "stop": stop_ms,
+    }
+
+
+def _attach(out_dir: Path, test_uuid: str, name: str, ext: str, mime: str, data: bytes) -> dict[str, str]:
+    source = f"{_uuid(test_uuid, name)}-attachment.{ext}"
+    (out_dir / source).write_bytes(data)
+    return {"name": name, "source": source, "type": mime}
+
+
+def _properties_line(key: str, value: str) -> str:
+    """Java .properties escaping: backslashes, separators in keys, line breaks anywhere."""
+    def escape(text: str, is_key: bool) -> str:
+        text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return text.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ") if is_key else text
+    return f"{escape(key, True)}={escape(value, False)}"
+
+
+def write_allure(results: dict[str, Any], report_dir: Path) -> list[Path]:
+    """Write ``allure-results/`` under ``report_dir``; run ``write_pcaps`` first to get pcap attachments."""
+    run = run_of(results)
+    out_dir = report_dir / "allure-results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Cases ran partly in parallel and the results keep no start times: lay them end to end from the
+    # run start so that Allure's timeline and total duration stay plausible.
+    clock = round(run.start.timestamp() * 1000)
+    written: list[Path] = []
+    for case in run.cases:
+        result = result_for(case, run, clock, out_dir, report_dir)
+        clock = result["stop"]
+        path = out_dir / f"{result['uuid']}-result.json"
+        path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+        written += [path, *(out_dir / a["source"] for a in result["attachments"])]
+    env = {"target": run.target_name, "mqtt.versions": ", ".join(sorted({c.version for c in run.cases},
+                                                                        key=version_key)),
+           "tool": run.tool_name, "tool.version": run.tool_version, "started_at": run.started_at}
+    env.update({f"url.{v}": u for v, u in sorted(run.urls.items())})
+    env_path = out_dir / "environment.properties"
+    env_path.write_text("".join(_properties_line(k, v) + "\n" for k, v in env.items()), encoding="utf-8")
+    cat_path = out_dir / "categories.json"
+    cat_path.write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")
+    written += [env_path, cat_path]
+    return written
+

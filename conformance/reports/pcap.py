@@ -1,0 +1,139 @@
+"""Per-case pcap files rebuilt from the transcripts, so a failing exchange can be opened in Wireshark.
+
+The captures are synthetic: the harness talks over real sockets but records MQTT bytes only, so the
+Ethernet/IPv4/TCP layers are made up here (one TCP stream per probe connection, handshake first,
+consistent sequence numbers). The broker side always uses port 1883 so that Wireshark and tshark
+dissect the payload as MQTT whatever port the broker under test really listened on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .model import Case, run_of, safe_name
+from .transcript import direction, entry_bytes
+
+BROKER_PORT = 1883
+CLIENT_IP, BROKER_IP = "192.0.2.10", "192.0.2.1"  # TEST-NET-1: can never be mistaken for a real host
+CLIENT_MAC, BROKER_MAC = "02:00:00:00:00:0a", "02:00:00:00:00:01"  # locally administered
+FIRST_CLIENT_PORT = 50001
+MSS = 1460
+STEP = 1e-6  # spacing of synthesized packets (handshake, ACKs) around a transcript timestamp
+
+# Words in a "close" entry's summary that mean the harness hung up; otherwise the broker did.
+_CLIENT_CLOSE_WORDS = ("harness", "client", "local", "probe")
+
+
+@dataclass
+class _Stream:
+    sport: int
+    client_seq: int
+    broker_seq: int
+
+
+class _CaptureBuilder:
+    def __init__(self, base_time: float) -> None:
+        from scapy.all import IP, TCP, Ether, Raw  # imported late: scapy is slow to load
+
+        self._layers = (Ether, IP, TCP, Raw)
+        self.base = base_time
+        self.packets: list[Any] = []
+        self.streams: dict[str, _Stream] = {}
+        self.next_port = FIRST_CLIENT_PORT
+
+    def _emit(self, stream: _Stream, from_client: bool, flags: str, t: float, payload: bytes = b"") -> None:
+        ether, ip, tcp, raw = self._layers
+        if from_client:
+            frame = ether(src=CLIENT_MAC, dst=BROKER_MAC) / ip(src=CLIENT_IP, dst=BROKER_IP) / tcp(
+                sport=stream.sport, dport=BROKER_PORT, flags=flags, seq=stream.client_seq,
+                ack=stream.broker_seq if "A" in flags else 0, window=64240,
+            )
+        else:
+            frame = ether(src=BROKER_MAC, dst=CLIENT_MAC) / ip(src=BROKER_IP, dst=CLIENT_IP) / tcp(
+                sport=BROKER_PORT, dport=stream.sport, flags=flags, seq=stream.broker_seq,
+                ack=stream.client_seq, window=64240,
+            )
+        if payload:
+            frame = frame / raw(load=payload)
+        frame.time = max(self.base + t, 0.0)  # pcap timestamps are unsigned
+        self.packets.append(frame)
+        advance = len(payload) + (1 if "S" in flags or "F" in flags else 0)
+        if from_client:
+            stream.client_seq = (stream.client_seq + advance) % 2**32
+        else:
+            stream.broker_seq = (stream.broker_seq + advance) % 2**32
+
+    def _open(self, probe: str, t: float) -> _Stream:
+        stream = self.streams.get(probe)
+        if stream is None:
+            port = self.next_port
+            self.next_port += 1
+            # Distinct, deterministic initial sequence numbers per stream, like a real stack would pick.
+            stream = self.streams[probe] = _Stream(port, (port * 7919) % 2**32, (port * 104729) % 2**32)
+            self._emit(stream, True, "S", t - 3 * STEP)
+            self._emit(stream, False, "SA", t - 2 * STEP)
+            self._emit(stream, True, "A", t - STEP)
+        return stream
+
+    def data(self, probe: str, from_client: bool, payload: bytes, t: float) -> None:
+        stream = self._open(probe, t)
+        for start in range(0, len(payload), MSS):
+            self._emit(stream, from_client, "PA", t, payload[start : start + MSS])
+
+    def close(self, probe: str, by_client: bool, t: float) -> None:
+        stream = self.streams.pop(probe, None)
+        if stream is None:
+            return  # never opened (or already closed): nothing was on the wire
+        self._emit(stream, by_client, "FA", t)
+        self._emit(stream, not by_client, "FA", t + STEP)
+        self._emit(stream, by_client, "A", t + 2 * STEP)
+
+
+def build_packets(case: Case, base_time: float) -> list[Any]:
+    """Scapy frames for one case's transcript; empty when nothing went over the wire."""
+    builder = _CaptureBuilder(base_time)
+    last_t = 0.0
+    for entry in case.transcript:
+        t = entry.get("t")
+        last_t = float(t) if isinstance(t, int | float) else last_t
+        probe = str(entry.get("probe") or "probe")
+        kind = direction(entry)
+        if kind in ("out", "in"):
+            payload = entry_bytes(entry)
+            if payload:
+                builder.data(probe, kind == "out", payload, last_t)
+        elif kind == "close":
+            summary = str(entry.get("summary") or "").lower()
+            builder.close(probe, any(word in summary for word in _CLIENT_CLOSE_WORDS), last_t)
+    return builder.packets
+
+
+def write_pcaps(results: dict[str, Any], report_dir: Path) -> list[Path]:
+    """Write ``pcap/<case>.pcap`` per case with wire traffic and point each case's ``pcap`` field at it.
+
+    Mutates ``results``: ``case["pcap"]`` becomes the path relative to ``report_dir`` (or stays as it
+    was when the transcript has no bytes and the old file still exists, else None), so the caller can
+    re-save results.json with the paths filled in.
+    """
+    from scapy.all import wrpcap
+
+    run = run_of(results)
+    base = run.start.timestamp()
+    out_dir = report_dir / "pcap"
+    written: list[Path] = []
+    for case in run.cases:
+        packets = build_packets(case, base)
+        if not packets:
+            old = case.raw.get("pcap")
+            if not (isinstance(old, str) and (report_dir / old).is_file()):
+                case.raw["pcap"] = None
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{safe_name(case.id)}.pcap"
+        wrpcap(str(path), packets)
+        case.raw["pcap"] = path.relative_to(report_dir).as_posix()
+        case.pcap = case.raw["pcap"]
+        written.append(path)
+    return written
