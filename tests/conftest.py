@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 from conformance.brokers.mosquitto import Mosquitto
+
+pytest_plugins = ["pytester"]
 
 
 def require_broker(cls) -> None:  # noqa: ANN001

@@ -5,8 +5,24 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from conformance.codec import (
-    Auth, Connack, Connect, Disconnect, Pingreq, Pingresp, Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel,
-    Suback, Subscribe, Subscription, Unsuback, Unsubscribe, Will,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Pingreq,
+    Pingresp,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+    Will,
 )
 from conformance.codec.properties import SPECS, WILL
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import by_type, packets
 
 from conformance.codec import (
-    Connack, Connect, MalformedPacket, Parser, Publish, Subscribe, Subscription, craft, decode, encode,
+    Connack,
+    Connect,
+    MalformedPacket,
+    Parser,
+    Publish,
+    Subscribe,
+    Subscription,
+    craft,
+    decode,
+    encode,
     encode_varint,
 )
 from conformance.codec.packets import PacketType
 from conformance.codec.wire import decode_varint
-
-from strategies import by_type, packets
 
 VERSIONS = [4, 5]
 
@@ -26,7 +34,7 @@ CASES = [(v, t) for v in VERSIONS for t in PacketType if v == 5 or t != PacketTy
 @given(data=st.data())
 def test_every_packet_type_round_trips(version, ptype, data):
     packet = data.draw(by_type(version)[ptype])
-    assert packet.TYPE == ptype
+    assert ptype == packet.TYPE
     wire = encode(packet, version)
     assert decode(wire, version) == packet
 

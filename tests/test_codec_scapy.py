@@ -7,14 +7,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.codec import (
-    Connack, Connect, Disconnect, PacketType, Pingreq, Pingresp, Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback,
-    Subscribe, Unsuback, Unsubscribe, encode,
+    Connack,
+    Connect,
+    Disconnect,
+    PacketType,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
+    encode,
 )
 
 mqtt = pytest.importorskip("scapy.contrib.mqtt")
 
-from conformance.codec.wire import decode_varint  # noqa: E402
 from strategies import by_type  # noqa: E402
+
+from conformance.codec.wire import decode_varint  # noqa: E402
 
 # scapy's dissector predates 5.0; it reads 3.1.1 packets only.
 CHECKED = [t for t in PacketType if t != PacketType.AUTH]
@@ -50,7 +65,7 @@ def check(packet, layer) -> None:  # noqa: ANN001
         assert layer.sessPresentFlag == packet.session_present
         assert layer.retcode == packet.reason_code
     elif isinstance(packet, Publish):
-        assert layer.QOS == packet.qos and layer.RETAIN == packet.retain and layer.DUP == packet.dup
+        assert packet.qos == layer.QOS and packet.retain == layer.RETAIN and packet.dup == layer.DUP
         assert layer.topic == packet.topic.encode()
         assert layer.value == packet.payload
         if packet.qos:

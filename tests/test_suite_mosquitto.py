@@ -1,0 +1,58 @@
+"""The whole conformance suite against a real mosquitto: serial and parallel verdicts are identical,
+and every FAIL or ERROR is a known, evidenced deviation in mosquitto's profile."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.brokers.mosquitto import Mosquitto
+
+from conftest import require_broker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_suite(report_dir: Path, workers: str, url: str) -> dict:
+    cmd = [sys.executable, "-m", "conformance.cli", "run", "--broker", url, "--profile",
+           str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(report_dir), "-n", workers]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:] + proc.stdout[-3000:]
+    return json.loads((report_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):  # noqa: ANN201
+    require_broker(Mosquitto)
+    with Mosquitto() as broker:
+        url = broker.url("5.0")
+        serial = run_suite(tmp_path_factory.mktemp("serial"), "0", url)
+        parallel = run_suite(tmp_path_factory.mktemp("parallel"), "2", url)
+    return serial, parallel
+
+
+def verdicts(doc: dict) -> dict[tuple[str, str], str]:
+    return {(c["id"], c["mqtt_version"]): c["verdict"] for c in doc["cases"]}
+
+
+def test_serial_and_parallel_verdicts_are_identical(runs):
+    serial, parallel = runs
+    assert verdicts(serial) == verdicts(parallel)
+
+
+def test_no_unexplained_failure_against_mosquitto(runs):
+    for doc in runs:
+        unexplained = [f"{c['id']}: {c['verdict']} {c['message'][:200]}" for c in doc["cases"]
+                       if c["verdict"] in ("FAIL", "ERROR") and not c["known_deviation"]]
+        assert not unexplained, "\n".join(unexplained)
+
+
+def test_every_known_deviation_has_evidence(runs):
+    for case in runs[0]["cases"]:
+        if case["known_deviation"]:
+            evidence = case["deviation"]["evidence"]
+            assert evidence and (ROOT / evidence).is_file(), f"{case['id']}: deviation without evidence file"
