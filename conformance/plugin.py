@@ -140,6 +140,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Cases that wait for a broker timer go first, so that their waits overlap with the rest.
     keep.sort(key=lambda item: 0 if (_spec(item) and _spec(item).timer) else 1)
     items[:] = keep
+    if STATE in config.stash and any(_spec(item) for item in keep) and not config.getoption("collectonly"):
+        _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
 
 
 def _spec(item: pytest.Item) -> CaseSpec | None:

@@ -60,9 +60,12 @@ class Closed:
     reset: bool = False
 
 
+CLOSE_GRACE = 0.5  # how long a close may lag behind the broker's answer to a later packet
+
+
 @dataclass
 class Timing:
-    response: float = 3.0  # how long a reply may take before it counts as missing
+    response: float = 2.0  # how long a reply may take before it counts as missing
     connect: float = 5.0
 
 
@@ -135,6 +138,7 @@ class Probe:
         self.connack: Connack | None = None
         self._next_id = 0
         self._opened_at = 0.0
+        self._sent_crafted = False  # the last packet sent was crafted or raw bytes
 
     # -- connection ----------------------------------------------------------------------------
     @property
@@ -165,6 +169,7 @@ class Probe:
             data, packet, note = bytes(item), None, note or "raw bytes"
         else:
             raise HarnessError(f"cannot send {item!r}")
+        self._sent_crafted = packet is None
         if packet is None:
             packet = self._try_decode(data)
         self.transcript.add(self.name, OUT, data, packet, note, self.level)
@@ -229,6 +234,8 @@ class Probe:
             return False
         for raw, packet in self.parser.feed(data):
             self.transcript.add(self.name, IN, raw, packet, level=self.level)
+            if isinstance(packet, Connack) and self.connack is None:
+                self.connack = packet
             self.inbox.append(packet)
         return True
 
@@ -293,11 +300,20 @@ class Probe:
                 raise BrokerViolation(f"expected {wanted}, {why}; received: {got}")
 
     def expect_closed(self, timeout: float | None = None, reason_codes: Iterable[int] | None = None,
-                      allow: tuple[type[Packet], ...] = ()) -> Closed:
+                      allow: tuple[type[Packet], ...] = (), barrier: bool | None = None) -> Closed:
         """The broker must close the connection within ``timeout``. In 5.0 it may send a DISCONNECT
-        first; if ``reason_codes`` is given, that DISCONNECT's code must be one of them."""
+        first; if ``reason_codes`` is given, that DISCONNECT's code must be one of them.
+
+        ``barrier`` (default: after a crafted or raw packet, when no timeout is given) follows up with
+        a PINGREQ: a broker that answers it has read past the offending packet without closing, so
+        the wait ends ``CLOSE_GRACE`` later instead of after the whole timeout."""
+        if barrier is None:  # only on an accepted connection: before CONNACK a PINGREQ is itself an error
+            barrier = self._sent_crafted and timeout is None and self.connack is not None
         deadline = time.monotonic() + self._timeout(timeout)
         disconnect = None
+        if barrier and self.closed is None and self.transport is not None:
+            self.send(Pingreq(), note="barrier: a broker that closes does not answer this")
+        answered = False
         while True:
             while self.inbox:
                 item = self.inbox.popleft()
@@ -310,6 +326,9 @@ class Probe:
                             f"{', '.join(f'0x{c:02X}' for c in sorted(codes))} allowed first), got "
                             f"{describe(item, self.level)}"
                         )
+                elif barrier and isinstance(item, Pingresp) and not answered:
+                    answered = True
+                    deadline = min(deadline, time.monotonic() + CLOSE_GRACE)
                 elif isinstance(item, allow):
                     continue
                 else:
@@ -318,6 +337,10 @@ class Probe:
             if self.closed is not None:
                 return Closed(self.closed.elapsed, disconnect, self.closed.reset)
             if not self._pump(deadline) and self.closed is None and time.monotonic() >= deadline:
+                if answered:
+                    raise BrokerViolation(
+                        "expected the broker to close the connection; it answered a later PINGREQ and stayed open"
+                    )
                 raise BrokerViolation(
                     f"expected the broker to close the connection within {self._timeout(timeout):.1f} s; it stayed open"
                 )

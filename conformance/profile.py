@@ -33,7 +33,7 @@ CAPABILITIES = {
     "maximum_client_id_length": 23,
 }
 LIMITS = {
-    "response_timeout": 3.0,  # seconds a reply may take before it counts as missing
+    "response_timeout": 2.0,  # seconds a reply may take before it counts as missing
     "connect_timeout": 5.0,
     # How long past a timer's bound (1.5 x Keep Alive, an expiry) a case keeps waiting: an event in
     # that window is NON-STRICT (late, with the measured time), none at all is FAIL.

@@ -89,8 +89,9 @@ class EmbeddedBroker:
             for port in sorted(set(self.ports.values())):
                 wait_for_port(self.host, port, self.start_timeout, self.process)
         except HarnessError as exc:
+            tail = self.log_tail()  # before stop() removes the workdir
             self.stop()
-            raise HarnessError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+            raise HarnessError(f"{self.name}: {exc}; log: {tail}") from None
         return self
 
     def alive(self) -> bool:

@@ -1,0 +1,95 @@
+"""Transports against one real mosquitto with TCP, TLS, WebSocket and TLS WebSocket listeners:
+identical verdicts over all four, clear and fast failures on TLS problems."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.brokers.mosquitto_transports import MosquittoTransports
+from conformance.probe import Probe
+from conformance.transcript import Transcript
+from conformance.transport import TlsOptions, parse_url
+from conftest import require_broker
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSPORTS = ["mqtt", "mqtts", "ws", "wss"]
+
+
+@pytest.fixture(scope="module")
+def broker():  # noqa: ANN201
+    require_broker(MosquittoTransports)
+    with MosquittoTransports() as running:
+        yield running
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def suite_runs(broker, tmp_path_factory):  # noqa: ANN001, ANN201
+    runs = {}
+    for transport in TRANSPORTS:
+        out = tmp_path_factory.mktemp(transport)
+        proc = cli("run", "--broker", broker.url_for(transport), "--ca-file", str(broker.certs.ca), "--profile",
+                   str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out), "-n", "2")
+        assert proc.returncode in (0, 1), proc.stderr[-2000:]
+        runs[transport] = json.loads((out / "results.json").read_text())
+    return runs
+
+
+def test_verdicts_identical_over_every_transport(suite_runs):
+    def verdicts(doc: dict) -> dict:
+        return {(c["name"], c["id"].split("[")[-1], c["mqtt_version"]): c["verdict"] for c in doc["cases"]}
+
+    reference = verdicts(suite_runs["mqtt"])
+    assert len(reference) > 40
+    for transport in TRANSPORTS[1:]:
+        other = verdicts(suite_runs[transport])
+        differing = {k: (reference.get(k), other.get(k)) for k in reference.keys() | other.keys()
+                     if reference.get(k) != other.get(k)}
+        assert not differing, f"{transport} differs from mqtt: {differing}"
+
+
+def test_wrong_ca_fails_fast_with_a_certificate_message(broker):
+    started = time.monotonic()
+    proc = cli("run", "--broker", broker.url_for("mqtts"), "--ca-file", str(broker.certs.other_ca), timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - started < 15
+    assert "certificate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_websocket_handshake_failure_is_clear(broker):
+    started = time.monotonic()
+    proc = cli("run", "--broker", f"ws://127.0.0.1:{broker.listeners['mqtt']}/mqtt", timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - started < 15
+    assert "WebSocket" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_insecure_skips_verification(broker):
+    probe = Probe(parse_url(broker.url_for("mqtts")), "5.0", Transcript(), client_id="insecure1",
+                  tls=TlsOptions(insecure=True))
+    probe.connect().ping()
+    probe.disconnect()
+
+
+def test_client_certificate_required(broker):
+    tls = TlsOptions(ca_file=str(broker.certs.ca))
+    without = Probe(parse_url(broker.url_for("mqtts-client-cert")), "3.1.1", Transcript(), client_id="nocert1",
+                    tls=tls)
+    from conformance import BrokerGone, BrokerViolation
+
+    with pytest.raises((BrokerGone, BrokerViolation)):
+        without.connect()
+    with_cert = TlsOptions(ca_file=str(broker.certs.ca), cert_file=str(broker.certs.client_cert),
+                           key_file=str(broker.certs.client_key))
+    probe = Probe(parse_url(broker.url_for("mqtts-client-cert")), "3.1.1", Transcript(), client_id="cert1",
+                  tls=with_cert)
+    probe.connect().ping()
+    probe.disconnect()
