@@ -1,0 +1,36 @@
+"""aedes, the Node.js broker from npm (3.1.1), run by fixtures/brokers/aedes/server.js."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .base import EmbeddedBroker, free_port
+
+RUNNER_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "aedes"
+
+
+def node_binary() -> str | None:
+    return shutil.which("node") or shutil.which("nodejs")
+
+
+class Aedes(EmbeddedBroker):
+    """``node server.js PORT HOST``; the runner exits when its stdin closes or on SIGTERM.
+
+    Install with ``npm ci`` in fixtures/brokers/aedes (``.ci/install-brokers aedes``).
+    """
+
+    name = "aedes"
+    versions = ("3.1.1",)
+    profile = "aedes.toml"
+    credentials: tuple[str, str] | None = None
+    start_timeout = 20.0
+
+    @classmethod
+    def available(cls) -> bool:
+        return node_binary() is not None and (RUNNER_DIR / "node_modules" / "aedes" / "package.json").is_file()
+
+    def command(self) -> list[str]:
+        port = free_port(self.host)
+        self.ports = {version: port for version in self.versions}
+        return [node_binary() or "node", str(RUNNER_DIR / "server.js"), str(port), self.host]

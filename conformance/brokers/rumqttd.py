@@ -1,0 +1,49 @@
+"""rumqttd through the PyPI package iotcore (3.1.1 and 5.0, one listener per version)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from string import Template
+
+from .base import EmbeddedBroker, free_port
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "rumqttd"
+TEMPLATE = FIXTURES / "rumqttd.toml"
+# Like ``python -m iotcore --config FILE``, minus rumqttd's per-packet tracing, and exiting when
+# rumqttd's router thread panics (the process would otherwise live on, closing every connection).
+SERVE = FIXTURES / "serve.py"
+
+
+class Rumqttd(EmbeddedBroker):
+    """rumqttd 0.20 as bundled by iotcore, run by fixtures/brokers/rumqttd/serve.py (iotcore.Broker).
+
+    rumqttd has a separate listener per protocol version ([v4.*] = 3.1.1, [v5.*] = 5.0), so
+    ``ports`` holds two different ports.
+    """
+
+    name = "rumqttd"
+    versions = ("3.1.1", "5.0")
+    profile = "rumqttd.toml"
+    credentials: tuple[str, str] | None = None
+    start_timeout = 20.0
+
+    @classmethod
+    def available(cls) -> bool:
+        return importlib.util.find_spec("iotcore") is not None
+
+    def config(self) -> str:
+        return Template(TEMPLATE.read_text()).substitute(
+            host=self.host, port_v4=self.ports["3.1.1"], port_v5=self.ports["5.0"]
+        )
+
+    def command(self) -> list[str]:
+        port_v4 = free_port(self.host)
+        port_v5 = free_port(self.host)
+        while port_v5 == port_v4:
+            port_v5 = free_port(self.host)
+        self.ports = {"3.1.1": port_v4, "5.0": port_v5}
+        conf = self.workdir / "rumqttd.toml"
+        conf.write_text(self.config())
+        return [sys.executable, str(SERVE), str(conf)]
