@@ -77,7 +77,11 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.ports[version]}"
 
     def start(self) -> EmbeddedBroker:
-        cmd = self.command()
+        try:
+            cmd = self.command()
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, cwd=self.workdir, env=self.env(),
