@@ -10,6 +10,8 @@ from typing import Any
 
 from .codec import Packet, Properties, Publish, Subscription
 from .probe import Probe
+from .transcript import describe
+from .verdicts import BrokerViolation
 
 MakeProbe = Callable[..., Probe]
 
@@ -42,14 +44,21 @@ def received_before_sentinel(sender: Probe, receiver: Probe, topic: str) -> list
     """Ordered barrier between two clients: ``sender`` publishes a QoS 1 marker on ``topic``, which
     ``receiver`` subscribes to (QoS 1 or more). The broker forwards one publisher's messages in order,
     so what ``receiver`` got before the marker is all it gets of what ``sender`` published before.
-    Returns those packets (PUBLISHes acknowledged), in order."""
+    Returns those packets in order; each PUBLISH is acknowledged as it arrives, so that a broker that
+    keeps few messages in flight is not stalled by the barrier itself."""
     sender.publish(topic, SENTINEL, qos=1)
-    before, marker = receiver.collect_until(Publish, topic=topic, payload=SENTINEL)
-    for packet in before:
+    before: list[Packet] = []
+    while True:
+        packet = receiver.next()
+        if packet is None:
+            why = "the connection closed" if receiver.closed else "it did not arrive in time"
+            raise BrokerViolation(f"sentinel PUBLISH on {topic!r} expected, {why}; received before: "
+                                  f"{[describe(p, receiver.level) for p in before]}")
         if isinstance(packet, Publish):
             receiver.ack(packet)
-    receiver.ack(marker)
-    return before
+            if packet.topic == topic and packet.payload == SENTINEL:
+                return before
+        before.append(packet)
 
 
 def props(**values: Any) -> Properties:
