@@ -4,10 +4,14 @@ The captures are synthetic: the harness talks over real sockets but records MQTT
 Ethernet/IPv4/TCP layers are made up here (one TCP stream per probe connection, handshake first,
 consistent sequence numbers). The broker side always uses port 1883 so that Wireshark and tshark
 dissect the payload as MQTT whatever port the broker under test really listened on.
+
+Frames are packed with ``struct`` (a run writes hundreds of captures; building them with scapy cost
+about 50 ms per case). The self-tests read the files back with scapy and tshark as independent checks.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,32 +37,66 @@ class _Stream:
     broker_seq: int
 
 
+@dataclass(frozen=True)
+class Frame:
+    time: float
+    data: bytes
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+_TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
+
+
+def ethernet_frame(src_ip: str, dst_ip: str, sport: int, dport: int, flags: str, seq: int, ack: int,
+                   payload: bytes, from_client: bool) -> bytes:
+    """Ethernet II / IPv4 / TCP around ``payload``, with valid checksums."""
+    src, dst = bytes(map(int, src_ip.split("."))), bytes(map(int, dst_ip.split(".")))
+    flag_bits = sum(_TCP_FLAGS[f] for f in flags)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flag_bits, 64240, 0, 0) + payload
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    macs = (BROKER_MAC, CLIENT_MAC) if from_client else (CLIENT_MAC, BROKER_MAC)
+    ether = b"".join(bytes.fromhex(m.replace(":", "")) for m in macs) + b"\x08\x00"
+    return ether + ip + tcp
+
+
+def pcap_bytes(frames: list[Frame]) -> bytes:
+    """A classic pcap file (microsecond timestamps, link type Ethernet)."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for frame in frames:
+        seconds = int(frame.time)
+        micros = int(round((frame.time - seconds) * 1e6))
+        if micros >= 1_000_000:
+            seconds, micros = seconds + 1, micros - 1_000_000
+        out.append(struct.pack("<IIII", seconds, micros, len(frame.data), len(frame.data)) + frame.data)
+    return b"".join(out)
+
+
 class _CaptureBuilder:
     def __init__(self, base_time: float) -> None:
-        from scapy.all import IP, TCP, Ether, Raw  # imported late: scapy is slow to load
-
-        self._layers = (Ether, IP, TCP, Raw)
         self.base = base_time
-        self.packets: list[Any] = []
+        self.packets: list[Frame] = []
         self.streams: dict[str, _Stream] = {}
         self.next_port = FIRST_CLIENT_PORT
 
     def _emit(self, stream: _Stream, from_client: bool, flags: str, t: float, payload: bytes = b"") -> None:
-        ether, ip, tcp, raw = self._layers
         if from_client:
-            frame = ether(src=CLIENT_MAC, dst=BROKER_MAC) / ip(src=CLIENT_IP, dst=BROKER_IP) / tcp(
-                sport=stream.sport, dport=BROKER_PORT, flags=flags, seq=stream.client_seq,
-                ack=stream.broker_seq if "A" in flags else 0, window=64240,
-            )
+            data = ethernet_frame(CLIENT_IP, BROKER_IP, stream.sport, BROKER_PORT, flags, stream.client_seq,
+                                  stream.broker_seq if "A" in flags else 0, payload, True)
         else:
-            frame = ether(src=BROKER_MAC, dst=CLIENT_MAC) / ip(src=BROKER_IP, dst=CLIENT_IP) / tcp(
-                sport=BROKER_PORT, dport=stream.sport, flags=flags, seq=stream.broker_seq,
-                ack=stream.client_seq, window=64240,
-            )
-        if payload:
-            frame = frame / raw(load=payload)
-        frame.time = max(self.base + t, 0.0)  # pcap timestamps are unsigned
-        self.packets.append(frame)
+            data = ethernet_frame(BROKER_IP, CLIENT_IP, BROKER_PORT, stream.sport, flags, stream.broker_seq,
+                                  stream.client_seq, payload, False)
+        self.packets.append(Frame(max(self.base + t, 0.0), data))  # pcap timestamps are unsigned
         advance = len(payload) + (1 if "S" in flags or "F" in flags else 0)
         if from_client:
             stream.client_seq = (stream.client_seq + advance) % 2**32
@@ -91,8 +129,8 @@ class _CaptureBuilder:
         self._emit(stream, by_client, "A", t + 2 * STEP)
 
 
-def build_packets(case: Case, base_time: float) -> list[Any]:
-    """Scapy frames for one case's transcript; empty when nothing went over the wire."""
+def build_packets(case: Case, base_time: float) -> list[Frame]:
+    """Frames for one case's transcript; empty when nothing went over the wire."""
     builder = _CaptureBuilder(base_time)
     last_t = 0.0
     for entry in case.transcript:
@@ -117,8 +155,6 @@ def write_pcaps(results: dict[str, Any], report_dir: Path) -> list[Path]:
     was when the transcript has no bytes and the old file still exists, else None), so the caller can
     re-save results.json with the paths filled in.
     """
-    from scapy.all import wrpcap
-
     run = run_of(results)
     base = run.start.timestamp()
     out_dir = report_dir / "pcap"
@@ -132,7 +168,7 @@ def write_pcaps(results: dict[str, Any], report_dir: Path) -> list[Path]:
             continue
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{safe_name(case.id)}.pcap"
-        wrpcap(str(path), packets)
+        path.write_bytes(pcap_bytes(packets))
         case.raw["pcap"] = path.relative_to(report_dir).as_posix()
         case.pcap = case.raw["pcap"]
         written.append(path)

@@ -1,0 +1,64 @@
+"""Benchmark: the whole suite, both versions, against a local mosquitto.
+
+Prints wall time, cases per second, the slowest cases and the share of case time spent in cases that
+wait for a broker timer (Keep Alive, expiry, Will Delay). Compares worker counts when asked:
+
+    python bench/suite_speed.py                 # default worker count of `mqtt-conformance run`
+    python bench/suite_speed.py -n 0 -n 2 -n 4  # several settings, one after the other
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conformance.brokers.mosquitto import Mosquitto  # noqa: E402
+
+
+def run_once(url: str, workers: str | None) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "conformance.cli", "run", "--broker", url, "--profile",
+               str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", out]
+        if workers is not None:
+            cmd += ["-n", workers]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        wall = time.monotonic() - started
+        if proc.returncode not in (0, 1):
+            sys.exit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return wall, json.loads((Path(out) / "results.json").read_text())
+
+
+def report(label: str, wall: float, doc: dict) -> None:
+    cases = doc["cases"]
+    total = sum(c["duration_s"] for c in cases)
+    timer = sum(c["duration_s"] for c in cases if c.get("timer"))
+    print(f"\n== workers {label}: {len(cases)} cases in {wall:.1f} s wall "
+          f"({len(cases) / wall:.1f} cases/s, {wall / len(cases) * 1000:.0f} ms per case)")
+    print(f"   case time {total:.1f} s, of which timer cases {timer:.1f} s ({timer / total:.0%})")
+    print(f"   verdicts: {', '.join(f'{n} {v}' for v, n in doc['summary'].items() if n)}")
+    print("   slowest cases:")
+    for c in sorted(cases, key=lambda c: -c["duration_s"])[:10]:
+        print(f"   {c['duration_s']:6.2f} s  {c['verdict']:<13} {c['id'].split('/')[-1]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", dest="workers", action="append", help="worker count(s) to measure")
+    args = parser.parse_args()
+    with Mosquitto() as broker:
+        for workers in args.workers or [None]:
+            wall, doc = run_once(broker.url("5.0"), workers)
+            report(workers or "default", wall, doc)
+
+
+if __name__ == "__main__":
+    main()
