@@ -1,7 +1,8 @@
 """3.3.1.3 RETAIN: stored, replaced, cleared by a zero-byte payload, flags on delivery."""
 
-from conformance import Publish, case
-from conformance.steps import received_before_sentinel, subscriber
+from conformance import case
+from conformance.steps import subscriber
+from conformance.steps_publish import received_around_sentinel
 
 
 @case("MQTT-3.3.1-5", "MQTT-3.3.1-6", "MQTT-3.3.1-8", v5=["MQTT-3.3.1-5", "MQTT-3.3.1-9"],
@@ -65,7 +66,51 @@ def test_non_retained_publish_leaves_retained_message_alone(make_probe, topic_pr
     pub.publish(topic, b"", qos=1, retain=False)
     sub = make_probe().connect()
     sub.subscribe(topic, f"{topic_prefix}/sentinel", qos=1)
-    got = received_before_sentinel(pub, sub, f"{topic_prefix}/sentinel")
-    assert [(p.payload, p.retain) for p in got if isinstance(p, Publish)] == [(b"kept", True)], (
-        f"a new subscriber got {[(p.payload, p.retain) for p in got if isinstance(p, Publish)]}"
+    got = received_around_sentinel(pub, sub, f"{topic_prefix}/sentinel")
+    assert [(p.payload, p.retain) for p in got] == [(b"kept", True)], (
+        f"a new subscriber got {[(p.payload, p.retain) for p in got]}"
     )
+
+
+@case("MQTT-3.3.1-5", v5=["MQTT-3.3.1-5"], requires=["retain_available", "qos2"])
+def test_retained_message_keeps_its_qos(make_probe, topic_prefix):
+    """A retained message is stored with the QoS it was published at: a new QoS 2 subscription gets a
+    retained QoS 1 message at QoS 1 and a retained QoS 2 message at QoS 2."""
+    pub = make_probe().connect()
+    pub.publish(f"{topic_prefix}/r/one", b"one", qos=1, retain=True)
+    pub.publish(f"{topic_prefix}/r/two", b"two", qos=2, retain=True)
+    sub = make_probe().connect()
+    sub.subscribe(f"{topic_prefix}/r/one", qos=2)
+    sub.receive(topic=f"{topic_prefix}/r/one", payload=b"one", qos=1, retain=True)
+    sub.subscribe(f"{topic_prefix}/r/two", qos=2)
+    sub.receive(topic=f"{topic_prefix}/r/two", payload=b"two", qos=2, retain=True)
+
+
+@case("MQTT-3.3.1-6", "MQTT-3.3.1-8", v5=["MQTT-3.3.1-5"], requires=["retain_available", "wildcard_subscriptions"])
+def test_new_wildcard_subscription_gets_latest_retained_of_each_topic(make_probe, topic_prefix):
+    """A new subscription receives, for each matching topic, that topic's latest retained message
+    (once, with RETAIN 1), and nothing for topics outside its filter."""
+    pub = make_probe().connect()
+    for topic, payload in (("t/a", "a1"), ("t/b", "b1"), ("t/a", "a2"), ("t/c/d", "cd1"), ("u/a", "u1")):
+        pub.publish(f"{topic_prefix}/{topic}", payload, qos=1, retain=True)
+    sub = make_probe().connect()
+    sub.subscribe(f"{topic_prefix}/t/#", f"{topic_prefix}/sentinel", qos=1)
+    got = received_around_sentinel(pub, sub, f"{topic_prefix}/sentinel")
+    seen = sorted((p.topic, p.payload, p.retain) for p in got)
+    expected = sorted((f"{topic_prefix}/{t}", p, True) for t, p in (("t/a", b"a2"), ("t/b", b"b1"), ("t/c/d", b"cd1")))
+    assert seen == expected, f"a new subscription to t/# got {seen}"
+
+
+@case("MQTT-3.3.1-7", v5=["MQTT-3.3.1-5"], requires=["retain_available"])
+def test_retained_qos0_message_replaces_the_previous_one(make_probe, topic_prefix):
+    """A retained QoS 0 publication replaces whatever was retained for the topic. The server may later
+    drop a retained QoS 0 message, so a new subscriber gets either the new message or nothing, never
+    the old one."""
+    topic = f"{topic_prefix}/r"
+    pub = make_probe().connect()
+    pub.publish(topic, b"old", qos=1, retain=True)
+    pub.publish(topic, b"new", qos=0, retain=True)
+    sub = make_probe().connect()
+    sub.subscribe(topic, f"{topic_prefix}/sentinel", qos=1)
+    got = [(p.payload, p.qos) for p in received_around_sentinel(pub, sub, f"{topic_prefix}/sentinel")]
+    assert got in ([(b"new", 0)], []), f"a new subscriber got {got}; expected the QoS 0 replacement or nothing"

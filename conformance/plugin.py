@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -312,7 +313,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     if spec is None or "mqtt_version" not in getattr(getattr(item, "callspec", None), "params", {}):
         return report
     version = item.callspec.params["mqtt_version"]
-    judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0})
+    judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})
     judged["duration"] += report.duration
     if call.when in ("setup", "call") and (call.excinfo is not None or call.when == "call"):
         judgement = judge(call.excinfo, spec)
@@ -398,6 +399,8 @@ def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, A
             if deviation else None
         ),
         "duration_s": round(judged["duration"], 4),
+        "started": round(judged["start"], 4),  # epoch seconds: with "worker", a timeline of the run
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
         "message": judgement.message,
         "description": doc,
         "expectation": spec.expectation or (doc.splitlines()[0] if doc else ""),
