@@ -19,6 +19,7 @@ from conformance import (
     raw_string,
 )
 from conformance.codec import Disconnect
+from conformance.probe import Probe
 from conformance.steps_connect import (
     BAD_AUTH_METHOD,
     MALFORMED_CONNECT,
@@ -32,27 +33,51 @@ from conformance.steps_v5 import received_sizes
 # Keep Alive 1 s is the smallest the spec allows; the close must come within 1.5 x Keep Alive.
 KEEP_ALIVE = 1
 SCHEDULING_SLACK = 0.25  # network and scheduler latency on loopback, not a widening of the bound
+SAMPLE_OFFSETS = (0.0, 2.0, 4.0)  # phases at which silent clients start (covers timer periods up to 6 s)
+POLL = 0.02  # how long each silent client is watched per round
 
 
 @case("MQTT-3.1.2-24", v5=["MQTT-3.1.2-22", "MQTT-3.2.2-22"], timer=True,
       expectation="closed within 1.5 x Keep Alive of silence; later is NON-STRICT with the measured time")
 def test_silent_client_is_disconnected_after_one_and_a_half_keep_alive(make_probe, mqtt_version, target):
     """A client that sends nothing for 1.5 x Keep Alive is disconnected by the server (5.0: the Keep Alive
-    the server returned in CONNACK, else the client's own)."""
-    probe = make_probe()
-    probe.connect(keep_alive=KEEP_ALIVE)
-    assert probe.connack is not None
-    keep_alive = probe.connack.properties.get("server_keep_alive", KEEP_ALIVE) if mqtt_version == "5.0" else KEEP_ALIVE
-    if keep_alive == 0:
-        raise NonStrict("the server set Server Keep Alive 0 and will not disconnect idle clients")
-    bound = 1.5 * keep_alive
-    started = time.monotonic()
+    the server returned in CONNACK, else the client's own). Three silent clients, started 2 s apart,
+    sample a periodic timer at different phases, so that the grade does not depend on when in the
+    server's timer cycle the case happened to start; the latest close is graded."""
     late_window = target.profile.limits["timer_late_window"]
-    closed = probe.expect_closed(timeout=bound + late_window, reason_codes={0x8D})
-    elapsed = time.monotonic() - started
-    if elapsed > bound + SCHEDULING_SLACK:
-        raise NonStrict(f"closed {elapsed:.2f} s after the last packet; the spec's bound is {bound:.1f} s")
-    assert closed is not None
+    started = time.monotonic()
+    waiting = list(SAMPLE_OFFSETS)
+    silent: list[tuple[Probe, float, float]] = []  # probe, bound, silent since
+    closes: list[float] = []
+    while waiting or silent:
+        if waiting and time.monotonic() - started >= waiting[0]:
+            waiting.pop(0)
+            probe = make_probe().connect(keep_alive=KEEP_ALIVE)
+            assert probe.connack is not None
+            keep_alive = KEEP_ALIVE
+            if mqtt_version == "5.0":
+                keep_alive = probe.connack.properties.get("server_keep_alive", KEEP_ALIVE)
+            if keep_alive == 0:
+                raise NonStrict("the server set Server Keep Alive 0 and will not disconnect idle clients")
+            silent.append((probe, 1.5 * keep_alive, time.monotonic()))
+        for entry in list(silent):
+            probe, bound, since = entry
+            packet = probe.next(timeout=POLL)
+            if isinstance(packet, Disconnect) and probe.v5:
+                assert packet.reason_code == 0x8D, f"DISCONNECT 0x{packet.reason_code:02X}, expected 0x8D"
+            elif packet is not None:
+                raise AssertionError(f"a silent client was sent {packet.name} instead of being disconnected")
+            elapsed = time.monotonic() - since
+            if probe.closed is not None:
+                closes.append(elapsed)
+                silent.remove(entry)
+            elif elapsed > bound + late_window:
+                raise AssertionError(f"a client silent for {elapsed:.1f} s (1.5 x Keep Alive = {bound:.1f} s) "
+                                     "was not disconnected")
+    bound = 1.5 * KEEP_ALIVE
+    measured = ", ".join(f"{c:.2f}" for c in closes)
+    if max(closes) > bound + SCHEDULING_SLACK:
+        raise NonStrict(f"silent clients were closed after {measured} s; the spec's bound is {bound:.1f} s")
 
 
 @case("MQTT-3.1.2-24", v5=["MQTT-3.1.2-22"], timer=True,

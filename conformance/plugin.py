@@ -138,11 +138,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    # Cases that wait for a broker timer go first, so that their waits overlap with the rest.
-    keep.sort(key=lambda item: 0 if (_spec(item) and _spec(item).timer) else 1)
-    items[:] = keep
+    items[:] = spread_timer_cases(keep, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     if STATE in config.stash and any(_spec(item) for item in keep) and not config.getoption("collectonly"):
         _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
+
+
+def spread_timer_cases(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """Order the cases so that those waiting for a broker timer start first on every worker.
+
+    xdist's worksteal scheduler gives each worker a contiguous share of the list and steals from the
+    end of a busy worker's share, so a timer case placed at the head of each share starts at once and
+    its wait overlaps with the quick cases everywhere else."""
+    timers = [item for item in items if (_spec(item) and _spec(item).timer)]
+    others = [item for item in items if not (_spec(item) and _spec(item).timer)]
+    if workers <= 1 or not timers:
+        return timers + others
+    share = -(-len(items) // workers)  # ceiling division, as the scheduler splits
+    lanes: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for index, item in enumerate(timers):
+        lanes[index % workers].append(item)
+    rest = iter(others)
+    for lane in lanes:
+        while len(lane) < share:
+            item = next(rest, None)
+            if item is None:
+                break
+            lane.append(item)
+    return [item for lane in lanes for item in lane] + list(rest)
 
 
 def _spec(item: pytest.Item) -> CaseSpec | None:
