@@ -39,6 +39,8 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-file")
     p.add_argument("--insecure", action="store_true", help="skip TLS certificate verification (not recommended)")
     p.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
+    p.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         brokers=args.broker, profile=args.profile, mqtt_version=args.mqtt_version, username=args.username,
         password=args.password, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
         insecure=args.insecure, embedded=args.embedded, response_timeout=args.response_timeout,
+        capabilities=args.capability,
     )
     if args.baseline and not Path(args.baseline).is_file():
         raise UsageFailure(f"baseline {args.baseline} does not exist")
@@ -114,13 +117,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         target = state.ensure_target()  # starts the embedded broker and checks reachability first
         print(f"mqtt-conformance {__version__}: testing {target.name} "
               f"({', '.join(f'{v} {u}' for v, u in target.urls.items())})", file=sys.stderr)
-        pytest_args = [args.cases, "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest", "-q",
+        pytest_args = [args.cases, "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest",
+                       "-q",
                        "-W", "ignore::pytest.PytestAssertRewriteWarning", "--report-dir", args.report_dir,
                        "--mqtt-version", args.mqtt_version, "-rfE"]
         for version, url in target.urls.items():
             pytest_args += ["--broker", f"{version}={url}"]
         if target.profile.path:
             pytest_args += ["--profile", target.profile.path]
+        for name, value in target.profile.capabilities.items():
+            if value is not None:
+                pytest_args += ["--capability", f"{name}={json.dumps(value)}"]
         for flag, value in (("--username", args.username), ("--ca-file", args.ca_file),
                             ("--cert-file", args.cert_file), ("--key-file", args.key_file),
                             ("--baseline", args.baseline), ("--response-timeout", args.response_timeout),

@@ -25,7 +25,7 @@ from .results import Judgement, broker_alive, document, judge, section_of, write
 from .runstate import Options, RunState, credentials, load_options_profile, tls_options
 from .target import Target, probe_capabilities
 from .transcript import Transcript
-from .transport import BrokerUnreachable, ConfigError
+from .transport import BrokerUnreachable, ConfigError, parse_url
 from .verdicts import BrokerGone, Unsupported, Verdict
 
 STATE = pytest.StashKey["RunState"]()
@@ -55,6 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--insecure", action="store_true", help="do not verify the broker's TLS certificate (not recommended)")
     add("--embedded", metavar="NAME", help="embedded broker to start when no --broker is given (default: "
                                            "mosquitto if installed, else rumqttd)")
+    add("--capability", action="append", default=[], metavar="NAME=VALUE",
+        help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
     add("--response-timeout", type=float, metavar="SECONDS", help="how long a reply may take (default 3)")
     add("--no-reports", action="store_true", help="write results.json only, no rendered reports")
 
@@ -65,7 +67,7 @@ def _options(config: pytest.Config) -> Options:
         brokers=list(get("broker") or []), profile=get("profile"), mqtt_version=get("mqtt_version"),
         username=get("username"), password=get("password"), ca_file=get("ca_file"), cert_file=get("cert_file"),
         key_file=get("key_file"), insecure=get("insecure"), embedded=get("embedded"),
-        response_timeout=get("response_timeout"),
+        response_timeout=get("response_timeout"), capabilities=list(get("capability") or []),
     )
 
 
@@ -74,8 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     options = _options(config)
     try:
         options.selected_versions()
-        if options.profile:
-            load_profile(options.profile)
+        load_options_profile(options)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RECORDS] = []
@@ -249,11 +250,13 @@ class CaseContext:
         return f"{self.base}c{self._ids}"  # at most 23 characters
 
     def make_probe(self, client_id: str | None = None, *, version: str | None = None,
-                   identity: Identity | None = None, name: str | None = None) -> Probe:
+                   identity: Identity | None = None, name: str | None = None, url: str | None = None) -> Probe:
+        """An unconnected probe; ``url`` reaches the broker another way (e.g. its WebSocket listener)."""
         version = version or self.version
         creds = identity if identity is not None else self.target.credentials
+        endpoint = parse_url(url) if url else self.target.endpoint(version)
         probe = Probe(
-            self.target.endpoint(version), version, self.transcript, name=name or f"c{len(self.probes) + 1}",
+            endpoint, version, self.transcript, name=name or f"c{len(self.probes) + 1}",
             client_id=client_id if client_id is not None else self.client_id(), timing=self.timing,
             tls=self.target.tls, username=creds.username, password=creds.password,
         )

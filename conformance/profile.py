@@ -31,6 +31,7 @@ CAPABILITIES = {
     "password_auth": False,  # the broker checks passwords: identities "valid" and "bad_password" given
     "denied_topic": None,  # a topic prefix the target's ACL forbids to the default identity
     "maximum_client_id_length": 23,
+    "websocket_url": None,  # ws:// or wss:// URL of the same broker, for the WebSocket transport cases
 }
 LIMITS = {
     "response_timeout": 2.0,  # seconds a reply may take before it counts as missing
@@ -153,3 +154,15 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         profile.deviations.append(Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""),
                                             dev.get("case", "")))
     return profile
+
+
+def parse_capability(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line; VALUE as TOML would read it (true, 2, "x"), else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or name not in CAPABILITIES:
+        raise ConfigError(f"--capability {text!r}: expected NAME=VALUE with NAME one of {', '.join(CAPABILITIES)}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return name, value

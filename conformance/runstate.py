@@ -9,7 +9,7 @@ from typing import Any
 
 from . import catalogue
 from .brokers.base import EmbeddedBroker
-from .profile import Identity, Profile, load_profile
+from .profile import Identity, Profile, load_profile, parse_capability
 from .target import Target, probe_capabilities
 from .transport import BrokerUnreachable, ConfigError, TlsOptions, check_reachable, parse_url
 
@@ -32,6 +32,7 @@ class Options:
     insecure: bool = False
     embedded: str | None = None
     response_timeout: float | None = None
+    capabilities: list[str] = field(default_factory=list)  # NAME=VALUE overrides
 
     def selected_versions(self) -> tuple[str, ...]:
         if self.mqtt_version == "all":
@@ -60,6 +61,7 @@ def load_options_profile(options: Options) -> Profile:
     profile = load_profile(options.profile) if options.profile else Profile()
     if options.response_timeout:
         profile.limits["response_timeout"] = options.response_timeout
+    profile.capabilities.update(dict(parse_capability(text) for text in options.capabilities))
     return profile
 
 
@@ -103,7 +105,10 @@ class RunState:
             if not opts.profile:
                 path = PROFILES_DIR / f"{self.broker.name}.toml"
                 if path.exists():
-                    profile = load_options_profile(Options(profile=str(path), response_timeout=opts.response_timeout))
+                    profile = load_options_profile(Options(profile=str(path), response_timeout=opts.response_timeout,
+                                                           capabilities=opts.capabilities))
+            for name, value in self.broker.extra_capabilities().items():
+                profile.capabilities.setdefault(name, value)
             urls = {v: self.broker.url(v) for v in self.broker.versions}
             name = profile.name or self.broker.name
             creds = getattr(self.broker, "credentials", None)

@@ -30,10 +30,12 @@ class Target:
         return tuple(v for v in ("3.1.1", "5.0") if v in self.urls)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.path}
+        return {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.path,
+                "capability_overrides": self.profile.capabilities}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], profile: Profile, tls: TlsOptions, credentials: Identity) -> Target:
+        profile.capabilities.update(data.get("capability_overrides", {}))
         return cls(data["name"], data["urls"], profile, data["embedded"], tls, credentials)
 
 

@@ -73,6 +73,10 @@ class EmbeddedBroker:
     def env(self) -> dict[str, str]:
         return dict(os.environ)
 
+    def extra_capabilities(self) -> dict[str, object]:
+        """Capabilities the profile cannot know in advance (e.g. the URL of a second listener)."""
+        return {}
+
     def url(self, version: str) -> str:
         return f"mqtt://{self.host}:{self.ports[version]}"
 

@@ -51,6 +51,7 @@ class Mosquitto(EmbeddedBroker):
     def __init__(self, extra_config: str = "") -> None:
         super().__init__()
         self.extra_config = extra_config
+        self.websocket_port = 0
 
     @classmethod
     def available(cls) -> bool:
@@ -77,7 +78,14 @@ class Mosquitto(EmbeddedBroker):
             lines.append(f"acl_file {self._private_copy('acl')}")
         return lines
 
+    def extra_capabilities(self) -> dict[str, object]:
+        if not self.websocket_port:
+            return {}
+        return {"websocket_url": f"ws://{self.host}:{self.websocket_port}/mqtt"}
+
     def config(self, port: int) -> str:
+        # A WebSocket listener beside the TCP one, for the cases about MQTT over WebSocket (chapter 6).
+        self.websocket_port = free_port(self.host)
         return "\n".join([
             f"listener {port} {self.host}",
             "allow_anonymous true",
@@ -89,6 +97,8 @@ class Mosquitto(EmbeddedBroker):
             "log_type error",
             "log_type warning",
             self.extra_config,
+            f"listener {self.websocket_port} {self.host}",
+            "protocol websockets",
         ]) + "\n"
 
     def command(self) -> list[str]:
@@ -96,4 +106,6 @@ class Mosquitto(EmbeddedBroker):
         self.ports = {version: port for version in self.versions}
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config(port))
+        if self.websocket_port:
+            self.ports["websocket"] = self.websocket_port  # waited for like the others
         return [mosquitto_binary() or "mosquitto", "-c", str(conf)]
