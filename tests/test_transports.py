@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_broker
 
 from conformance.brokers.mosquitto_transports import MosquittoTransports
 from conformance.probe import Probe
 from conformance.transcript import Transcript
 from conformance.transport import TlsOptions, parse_url
-from conftest import require_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSPORTS = ["mqtt", "mqtts", "ws", "wss"]
