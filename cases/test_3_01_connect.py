@@ -188,7 +188,7 @@ def test_assigned_client_id_is_the_client_id(make_probe):
     first.expect_closed(reason_codes={0x8E})
 
 
-@case("MQTT-3.1.4-5", "MQTT-3.1.3-8", v5=["MQTT-3.1.4-6", "MQTT-4.12.0-1", "MQTT-3.14.0-1"])
+@case("MQTT-3.1.4-5", v5=["MQTT-3.1.4-6", "MQTT-4.12.0-1", "MQTT-3.14.0-1"])
 def test_packets_after_a_refused_connect_are_not_processed(make_probe, topic_prefix, mqtt_version):
     """Packets a client sends right behind a CONNECT that the server refuses are ignored: a retained
     QoS 1 PUBLISH sent that way reaches neither a subscriber nor the retained store. The refusal:
@@ -197,8 +197,10 @@ def test_packets_after_a_refused_connect_are_not_processed(make_probe, topic_pre
     topic = f"{topic_prefix}/after-refusal"
     if mqtt_version == "3.1.1":
         refused = make_probe("", name="refused")
+        # The CONNACK 0x02 itself is judged by test_empty_client_id_with_persistent_session_is_refused;
+        # with packets queued behind the CONNECT some brokers (mosquitto over TLS) close before it leaves.
         publish_after_refused_connect(make_probe, refused, refused.connect_packet(clean_start=False), topic,
-                                      {0x02}, connack="required")
+                                      {0x02}, connack="optional")
     else:
         refused = make_probe(name="refused")
         connect = refused.connect_packet(properties=Properties(authentication_method=UNKNOWN_AUTH_METHOD))

@@ -128,7 +128,11 @@ def open_transport(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = 
     if endpoint.scheme in ("ws", "wss"):
         from .websocket import WebSocketTransport
 
-        transport = WebSocketTransport.handshake(transport, endpoint, timeout)
+        try:
+            transport = WebSocketTransport.handshake(transport, endpoint, timeout)
+        except OSError as exc:
+            transport.close()
+            raise BrokerUnreachable(f"WebSocket handshake with {endpoint.url} failed: {exc.strerror or exc}") from None
     return transport
 
 
