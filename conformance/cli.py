@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__, catalogue
 from .codec.errors import HarnessError
+from .fuzz import cli as fuzz_cli
 from .runstate import PROJECT_ROOT, Options, RunState
 from .transport import BrokerUnreachable, ConfigError
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     base = sub.add_parser("baseline", help="record a run's failures as the known baseline")
     base.add_argument("run", metavar="DIR_OR_RESULTS")
     base.add_argument("--output", required=True, metavar="FILE")
+    fuzz_cli.add_parsers(sub)
     return parser
 
 
@@ -125,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             pytest_args += ["--broker", f"{version}={url}"]
         if target.profile.path:
             pytest_args += ["--profile", target.profile.path]
+        if state.broker is not None:
+            pytest_args.append("--embedded-started")
         for name, value in target.profile.capabilities.items():
             if value is not None:
                 pytest_args += ["--capability", f"{name}={json.dumps(value)}"]
@@ -227,7 +231,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "coverage": cmd_coverage, "report": cmd_report,
-            "compare": cmd_compare, "baseline": cmd_baseline}
+            "compare": cmd_compare, "baseline": cmd_baseline, **fuzz_cli.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ and a record, and the controller writes the records into one results.json and re
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -58,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--capability", action="append", default=[], metavar="NAME=VALUE",
         help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
     add("--response-timeout", type=float, metavar="SECONDS", help="how long a reply may take (default 3)")
+    add("--embedded-started", action="store_true", help=argparse.SUPPRESS)  # set by mqtt-conformance run
     add("--no-reports", action="store_true", help="write results.json only, no rendered reports")
 
 
@@ -68,6 +70,7 @@ def _options(config: pytest.Config) -> Options:
         username=get("username"), password=get("password"), ca_file=get("ca_file"), cert_file=get("cert_file"),
         key_file=get("key_file"), insecure=get("insecure"), embedded=get("embedded"),
         response_timeout=get("response_timeout"), capabilities=list(get("capability") or []),
+        started_by_cli=bool(get("embedded_started")),
     )
 
 

@@ -33,6 +33,7 @@ class Options:
     embedded: str | None = None
     response_timeout: float | None = None
     capabilities: list[str] = field(default_factory=list)  # NAME=VALUE overrides
+    started_by_cli: bool = False  # the CLI started the embedded broker and passes its URLs
 
     def selected_versions(self) -> tuple[str, ...]:
         if self.mqtt_version == "all":
@@ -114,6 +115,7 @@ class RunState:
             creds = getattr(self.broker, "credentials", None)
             if creds and not profile.credentials.username:
                 profile.credentials = Identity(*creds)
+        embedded = embedded or opts.started_by_cli
         target = Target(name or next(iter(urls.values())), urls, profile, embedded, tls_options(opts, profile),
                         credentials(opts, profile))
         for version in opts.selected_versions():
