@@ -6,16 +6,24 @@ exchange happens unless the client asks for one. The others need the method the 
 challenges, so it answers with data the method cannot accept: the cases judge the shape of the
 exchange (reason codes, the repeated method, the close after a rejection), not a successful login,
 unless the server accepts the CONNECT without a challenge.
+
+One method the harness can complete, for the case that needs a successful authentication first:
+"MQTTC-CHALLENGE" (a test method, not a security mechanism; the embedded broker mosquitto-auth
+implements it in fixtures/brokers/mosquitto-auth/). The client names it in CONNECT or AUTH 0x19 (any
+Authentication Data there is ignored); the server sends AUTH 0x18 with a challenge as Authentication
+Data; the client answers AUTH 0x18 with the challenge's bytes bit-inverted (each XOR 0xFF); the right
+answer ends in CONNACK 0x00 (AUTH 0x00 for a re-authentication), any other fails the authentication.
 """
 
 from conformance import Auth, Connack, Informational, Properties, Unsupported, case, craft, encode
-from conformance.codec import Disconnect
+from conformance.codec import Disconnect, Packet
 from conformance.probe import Probe
 from conformance.steps_connect import BAD_AUTH_METHOD, MALFORMED_CONNECT, UNKNOWN_AUTH_METHOD, expect_refusal
 from conformance.steps_v5 import assert_within
 from conformance.transcript import describe
 
 WRONG_DATA = b"\x00mqttc: not a valid response for any method"
+CHALLENGE_METHOD = "MQTTC-CHALLENGE"  # the method the harness can complete (module docstring)
 MAX_ROUNDS = 8  # AUTH challenges answered before the harness gives up on an exchange
 
 
@@ -52,6 +60,27 @@ def exchange(probe: Probe, method: str, *, expected_codes: set[int]) -> Connack 
             return packet
         raise AssertionError(f"expected AUTH, CONNACK or the close during authentication, got "
                              f"{describe(packet, probe.level)}")
+    raise Unsupported(f"the server kept asking for authentication data after {MAX_ROUNDS} rounds")
+
+
+def known_response(method: str, challenge: bytes) -> bytes | None:
+    """The right answer to a server challenge for a method the harness knows; None for any other."""
+    return bytes(b ^ 0xFF for b in challenge) if method == CHALLENGE_METHOD else None
+
+
+def authenticate(probe: Probe, method: str) -> Packet | None:
+    """Read the server's answer to the CONNECT just sent; where the harness knows the method, answer its
+    AUTH 0x18 challenges rightly and read on. Returns the first other packet (None: the server closed)."""
+    packet = probe.next()
+    for _ in range(MAX_ROUNDS):
+        if not (isinstance(packet, Auth) and packet.reason_code == 0x18):
+            return packet
+        response = known_response(method, packet.properties.get("authentication_data", b""))
+        if response is None:
+            return packet
+        check_server_auth(packet, method, expected_codes={0x18})
+        probe.send(auth_reply(method, response))
+        packet = probe.next()
     raise Unsupported(f"the server kept asking for authentication data after {MAX_ROUNDS} rounds")
 
 
@@ -134,19 +163,24 @@ def test_auth_with_reserved_flags_closes_the_connection(make_probe, capabilities
     expect_refusal(probe, MALFORMED_CONNECT)
 
 
-@case(v5=["MQTT-4.12.1-2", "MQTT-3.15.2-1", "MQTT-4.12.0-5"], requires=["authentication_method"])
+@case(v5=["MQTT-4.12.1-2", "MQTT-3.15.2-1", "MQTT-4.12.0-5", "MQTT-3.2.0-2"], requires=["authentication_method"])
 def test_failed_reauthentication_closes_the_connection(make_probe, capabilities):
     """After a successful authentication, a re-authentication (AUTH 0x19) with data the method cannot accept
     fails: the server closes the connection, optionally after a DISCONNECT. Its AUTH packets meanwhile
-    carry 0x18 and the method. Runs where the server accepts the method's CONNECT without a challenge."""
+    carry 0x18 and the method, as does the successful CONNACK. Runs where the server accepts the method's
+    CONNECT without a challenge, or after challenges the harness can answer (MQTTC-CHALLENGE)."""
     method = capabilities["authentication_method"]
     probe = connect_with_method(make_probe, method, data=None)
-    first = probe.next()
+    first = authenticate(probe, method)
     if not (isinstance(first, Connack) and first.reason_code == 0):
         shown = describe(first, probe.level) if first else "closing the connection"
         raise Unsupported(f"the server answered CONNECT with method {method!r} by {shown}; the harness "
                           "cannot complete that method, so it cannot re-authenticate")
     probe.connack = first
+    got = first.properties.get("authentication_method")
+    assert got == method, (
+        f"successful CONNACK carries Authentication Method {got!r}, the client's is {method!r}"
+    )
     probe.send(auth_reply(method, code=0x19))
     ending = exchange(probe, method, expected_codes={0x00, 0x18})
     if isinstance(ending, Auth):

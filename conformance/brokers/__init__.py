@@ -20,6 +20,7 @@ from .amqtt_broker import Amqtt
 from .base import EmbeddedBroker, free_port, wait_for_port
 from .ejabberd import Ejabberd
 from .mosquitto import Mosquitto
+from .mosquitto_auth import MosquittoAuth
 from .rabbitmq import RabbitMQ
 from .rumqttd import Rumqttd
 
@@ -33,6 +34,7 @@ class UnknownBroker(HarnessError, KeyError):
 
 REGISTRY: dict[str, type[EmbeddedBroker]] = {
     "mosquitto": Mosquitto,
+    "mosquitto-auth": MosquittoAuth,
     "rumqttd": Rumqttd,
     "amqtt": Amqtt,
     "aedes": Aedes,
