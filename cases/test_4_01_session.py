@@ -81,7 +81,7 @@ def test_clean_start_discards_the_stored_subscriptions(make_probe, client_id, to
     assert not got, f"the new session received {got[0].name} on {old!r} through a discarded subscription"
 
 
-@case("MQTT-3.1.2-7")
+@case("MQTT-3.1.2-7", requires=["retain_available"])
 def test_retained_message_outlives_the_publishing_session(make_probe, topic_prefix):
     """3.1.1: retained messages are not session state: one published by a Clean Session client is still
     delivered to new subscribers after that client's session has ended."""

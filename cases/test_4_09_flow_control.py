@@ -44,7 +44,7 @@ def test_server_stops_at_the_client_receive_maximum(make_probe, topic_prefix):
     assert payloads == [f"m{i}".encode() for i in range(5)], f"received {payloads}"
 
 
-@case(v5=["MQTT-3.3.4-10", "MQTT-4.9.0-3", "MQTT-4.9.0-1"])
+@case(v5=["MQTT-3.3.4-10", "MQTT-4.9.0-3", "MQTT-4.9.0-1"], requires=["qos2"])
 def test_server_answers_other_packets_at_zero_quota(make_probe, topic_prefix):
     """While a client with Receive Maximum 1 holds an unacknowledged QoS 1 PUBLISH and another waits (the
     server's send quota is zero), the server still answers its PINGREQ, its own QoS 1 and QoS 2

@@ -19,7 +19,7 @@ from .aedes import Aedes
 from .amqtt_broker import Amqtt
 from .base import EmbeddedBroker, free_port, wait_for_port
 from .ejabberd import Ejabberd
-from .mosquitto import Mosquitto
+from .mosquitto import Mosquitto, MosquittoLimited
 from .mosquitto_auth import MosquittoAuth
 from .rabbitmq import RabbitMQ
 from .rumqttd import Rumqttd
@@ -34,6 +34,7 @@ class UnknownBroker(HarnessError, KeyError):
 
 REGISTRY: dict[str, type[EmbeddedBroker]] = {
     "mosquitto": Mosquitto,
+    "mosquitto-limited": MosquittoLimited,
     "mosquitto-auth": MosquittoAuth,
     "rumqttd": Rumqttd,
     "amqtt": Amqtt,

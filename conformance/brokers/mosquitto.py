@@ -109,3 +109,14 @@ class Mosquitto(EmbeddedBroker):
         if self.websocket_port:
             self.ports["websocket"] = self.websocket_port  # waited for like the others
         return [mosquitto_binary() or "mosquitto", "-c", str(conf)]
+
+
+class MosquittoLimited(Mosquitto):
+    """Mosquitto with QoS 2 and retained messages switched off (``max_qos 1``, ``retain_available false``):
+    the target for the cases about servers that lack those features (5.0 MQTT-3.2.2-12, -13)."""
+
+    name = "mosquitto-limited"
+    profile = "mosquitto-limited.toml"
+
+    def __init__(self, extra_config: str = "") -> None:
+        super().__init__("max_qos 1\nretain_available false\n" + extra_config)
