@@ -193,7 +193,7 @@ def leftovers(pgid: int, workdir: Path) -> list[str]:
 
 
 def test_registry_names_and_classes():
-    assert set(REGISTRY) == {"mosquitto", "mosquitto-auth", "rumqttd", "amqtt", "aedes", "ejabberd",
+    assert set(REGISTRY) == {"mosquitto", "mosquitto-auth", "mosquitto-limited", "rumqttd", "amqtt", "aedes", "ejabberd",
                              "rabbitmq"}
     for name, cls in REGISTRY.items():
         assert issubclass(cls, EmbeddedBroker)
@@ -316,7 +316,7 @@ def test_context_manager_start_stop_leaves_nothing(name):
         pgid = broker.process.pid
         workdir = broker.workdir
         ports = sorted(set(broker.ports.values()))
-        two = ("rumqttd", "mosquitto", "mosquitto-auth")  # v4+v5; TCP+WebSocket
+        two = ("rumqttd", "mosquitto", "mosquitto-auth", "mosquitto-limited")  # v4+v5; TCP+WebSocket
         assert len(ports) == (2 if name in two else 1)
         for port in ports:
             with socket.create_connection((broker.host, port), timeout=IO_TIMEOUT):
