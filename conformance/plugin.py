@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from . import catalogue
 from .case import CaseSpec
+from .catalogue import VERSIONS
 from .probe import Probe, Timing
 from .profile import Identity, load_profile
 from .results import Judgement, broker_alive, document, judge, section_of, write_results
@@ -136,8 +138,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, dropped = [], []
     for item in items:
         spec = _spec(item)
-        if spec is not None and "mqtt_version" not in getattr(getattr(item, "callspec", None), "params", {}):
-            dropped.append(item)  # no statement for a selected version
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if spec is not None and params.get("mqtt_version") not in catalogue.VERSIONS:
+            dropped.append(item)  # no statement for a selected version (an empty parameter set)
         else:
             keep.append(item)
     if dropped:
@@ -338,7 +341,7 @@ def topic_prefix(case_context: CaseContext) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
     report: pytest.TestReport = yield
     spec = _spec(item)
-    if spec is None or "mqtt_version" not in getattr(getattr(item, "callspec", None), "params", {}):
+    if spec is None or getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version") not in VERSIONS:
         return report
     version = item.callspec.params["mqtt_version"]
     judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})

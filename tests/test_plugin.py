@@ -87,8 +87,10 @@ def test_known_deviation_does_not_fail_the_run(pytester, mosquitto):
 
 def test_mqtt_version_selects_one_version(pytester, mosquitto):
     pytester.makepyfile(test_cases=CASES)
-    _, doc = run(pytester, "--broker", mosquitto.url("5.0"), "--mqtt-version", "5.0", "-k", "pass")
-    assert [c["mqtt_version"] for c in doc["cases"]] == ["5.0"]
+    result, doc = run(pytester, "--broker", mosquitto.url("5.0"), "--mqtt-version", "5.0")
+    assert {c["mqtt_version"] for c in doc["cases"]} == {"5.0"}
+    assert sorted(c["name"] for c in doc["cases"]) == ["test_fail", "test_grades", "test_pass"]
+    assert "INTERNALERROR" not in result.stdout.str()
 
 
 def test_unknown_statement_fails_collection(pytester, mosquitto):
