@@ -43,6 +43,29 @@ def _publisher(make_probe, largest: int):
 
 
 @case(v5=["MQTT-3.1.2-24", "MQTT-3.1.2-25"])
+def test_server_drops_publish_far_above_the_client_maximum(make_probe, topic_prefix):
+    """A subscriber with Maximum Packet Size 256 is never sent a PUBLISH of four times that size (QoS 0
+    and QoS 1), gets a small one published after them, and its connection carries on. (The boundary,
+    one byte over, is the case below: this one tells a broker that ignores the limit altogether.)"""
+    topic, sentinel = f"{topic_prefix}/mps", f"{topic_prefix}/sentinel"
+    sub = _limited(make_probe)
+    sub.subscribe(topic, sentinel, qos=1)
+    pub = _publisher(make_probe, 4 * LIMIT)
+    huge0 = sized_publish(topic, 4 * LIMIT, qos=0, fill=b"h")
+    huge1 = sized_publish(topic, 4 * LIMIT, qos=1, packet_id=1, fill=b"H")
+    small = sized_publish(topic, LIMIT - 60, qos=1, packet_id=2, fill=b"s")
+    for packet in (huge0, huge1, small):
+        pub.send(packet)
+        if packet.qos:
+            pub.expect(Puback, packet_id=packet.packet_id, reason_code={0x00, 0x10})
+    got = delivered_before_marker(pub, sub, sentinel)
+    assert_within(sub, LIMIT)
+    payloads = [p.payload for p in got if isinstance(p, Publish)]
+    assert small.payload in payloads, "the PUBLISH that fits was not delivered after the oversized ones"
+    sub.ping()
+
+
+@case(v5=["MQTT-3.1.2-24", "MQTT-3.1.2-25"])
 def test_server_drops_publish_above_the_client_maximum(make_probe, topic_prefix):
     """A subscriber with Maximum Packet Size 256 gets the messages that fit (one of exactly 256 bytes
     included, when the server forwards PUBLISHes unchanged in size) and not the ones that do not, at
