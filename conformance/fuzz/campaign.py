@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.errors import HypothesisWarning
 
 from .. import catalogue
 from ..codec import Pingreq, Pingresp, Publish
@@ -79,7 +81,8 @@ def probe_caps(target: FuzzTarget, version: str, limits: Limits) -> dict[str, An
     except BrokerViolation as exc:
         raise BrokerUnreachable(f"{target.url} did not accept a plain MQTT {version} CONNECT: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - BrokerGone and socket errors alike
-        raise BrokerUnreachable(f"cannot reach {target.url}: {exc}") from None
+        raise BrokerUnreachable(str(exc) if "connect" in str(exc) else f"cannot reach {target.url}: {exc}") \
+            from None
     caps: dict[str, Any] = {}
     assert probe.connack is not None
     if version == V50:
@@ -129,13 +132,13 @@ class BrokerGuard:
     def ensure_up(self, liveness: LivenessChecker) -> None:
         if not self.suspect:
             return
-        problem, _ = liveness.check()
-        if problem is None:
-            self.suspect = False
-            return
         if self.restart is None:
+            problem, _ = liveness.check()
+            if problem is None:
+                self.suspect = False
+                return
             raise BrokerDown(f"the broker at {self.target.url} no longer answers ({problem.observed})")
-        for _ in range(3):
+        for _ in range(3):  # it failed its last liveness check: restart it straight away
             self.restart()
             self.restarts += 1
             problem, _ = liveness.check()
@@ -163,6 +166,7 @@ class CampaignOptions:
     clients: int = 3
     log: Callable[[str], None] | None = None
     record_inputs: bool = False  # keep the bytes of every generated batch (determinism self-test)
+    max_findings: int | None = None  # stop the campaign after this many findings
 
 
 @dataclass
@@ -187,8 +191,10 @@ class Campaign:
         self.findings: list[Finding] = []
         self.stats: list[SliceStats] = []
         self.known: set[tuple[str, str]] = set()
+        self.known_culprits: set[tuple[str, str]] = set()
         self.recorded: list[list[str]] = []
         self.aborted: str | None = None
+        self.stopped = False  # max_findings reached
         self.started = time.monotonic()
         self.started_wall = time.time()
         self.guard = BrokerGuard(target, options.limits, options.restart)
@@ -208,6 +214,8 @@ class Campaign:
             context_for(self.target, version, opts.seed, opts.limits)
         swept: set[str] = set()
         for i, (version, mode) in enumerate(slices):
+            if self.stopped:
+                break
             ctx = context_for(self.target, version, opts.seed, opts.limits)
             if version not in swept:
                 sweep_retained(self.target, version, ctx.prefix, opts.limits)
@@ -241,15 +249,22 @@ class Campaign:
     def is_known(self, version: str, rule: str) -> bool:
         return (version, rule) in self.known
 
-    def add_finding(self, finding: Finding) -> None:
+    def add_finding(self, finding: Finding, culprits: set[str] | None = None) -> bool:
+        """Record a finding (False if the same one is already there). ``culprits``: signatures of the inputs
+        of a minimal liveness finding, so that later batches holding one are not shrunk all over again."""
         if not finding.rule.startswith("liveness"):
             self.known.add((finding.version, finding.rule))
+        elif culprits and len(culprits) == 1:
+            self.known_culprits.add((finding.version, next(iter(culprits))))
         for existing in self.findings:
             if existing.version == finding.version and existing.rule == finding.rule and \
                     existing.description == finding.description:
-                return
+                return False
         self.findings.append(finding)
+        if self.options.max_findings is not None and len(self.findings) >= self.options.max_findings:
+            self.stopped = True
         self.log(f"FINDING {finding.version} {finding.rule}: {finding.description} -> {finding.observed}")
+        return True
 
     @property
     def exit_code(self) -> int:
@@ -363,7 +378,8 @@ class PacketRunner:
 
     def budget_left(self) -> bool:
         limit = self.c.options.max_examples
-        return time.monotonic() < self.deadline and (limit is None or self.stats.examples < limit)
+        return time.monotonic() < self.deadline and not self.c.stopped and \
+            (limit is None or self.stats.examples < limit)
 
     def run(self) -> None:
         round_index = 0
@@ -386,7 +402,9 @@ class PacketRunner:
         run = seed(derive_seed(opts.seed, self.version, "packet", round_index))(
             hypothesis_settings(per_round)(given(batch_st(self.ctx, opts.batch_size))(test)))
         try:
-            run()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", HypothesisWarning)  # e.g. the repr of a 256 KiB payload
+                run()
         except BrokerDown:
             if self.best is not None:
                 self.report(shrunk=False)
@@ -395,7 +413,11 @@ class PacketRunner:
             pass
         if self.best is not None:
             self.minimize()
-            self.report(shrunk=True)
+            if self._try(self.best.inputs):  # confirmed once more: a fluke (a loaded machine) is not a finding
+                self.report(shrunk=True)
+            else:
+                self.c.log(f"{self.version} packet: {self.target_rule} did not fail again; not reported")
+                self.best = None
 
     def run_inputs(self, inputs: list[Input], tag: str) -> tuple[list[Plan], BatchResult]:
         self.c.guard.ensure_up(self.liveness)
@@ -421,7 +443,7 @@ class PacketRunner:
             self.stats.inputs += len(inputs)
             if self.c.options.record_inputs:
                 self.c.recorded.append([p.data.hex() for p in plans])
-        problem = self.pick(result.problems)
+        problem = self.pick(result.problems, inputs)
         if problem is None:
             return
         candidate = _Failing(inputs, plans, result, problem)
@@ -434,11 +456,13 @@ class PacketRunner:
             self.c.log(f"{self.version} packet: {problem.rule} after {self.stats.examples} examples; shrinking")
         raise FuzzFailure(problem.rule)
 
-    def pick(self, problems: list[Problem]) -> Problem | None:
+    def pick(self, problems: list[Problem], inputs: list[Input]) -> Problem | None:
         if self.target_rule is not None:
             return next((p for p in problems if matches(p.rule, self.target_rule)), None)
-        return next((p for p in problems if p.rule.startswith("liveness") or
-                     not self.c.is_known(self.version, p.rule)), None)
+        if problems and problems[0].rule.startswith("liveness"):
+            known = any((self.version, inp.signature()) in self.c.known_culprits for inp in inputs)
+            return None if known else problems[0]
+        return next((p for p in problems if not self.c.is_known(self.version, p.rule)), None)
 
     def minimize(self) -> None:
         """Remove inputs one at a time (hypothesis keeps list prefixes; this finds the one input that fails)."""
@@ -458,7 +482,8 @@ class PacketRunner:
                 i += 1
 
     def _try(self, inputs: list[Input]) -> bool:
-        plans, result = self.run_inputs(inputs, "m")
+        self.examples_in_round += 1
+        plans, result = self.run_inputs(inputs, f"m{self.examples_in_round:x}")
         problem = next((p for p in result.problems if matches(p.rule, self.target_rule or "")), None)
         if problem is None:
             return False
@@ -481,8 +506,8 @@ class PacketRunner:
             note=(f"at {problem.where}" if problem.where else "") + ("" if shrunk else
                                                                     "; the broker did not recover: not shrunk"),
         )
-        self.stats.findings += 1
-        self.c.add_finding(finding)
+        if self.c.add_finding(finding, {inp.signature() for inp in best.inputs}):
+            self.stats.findings += 1
         self.best = None
 
 

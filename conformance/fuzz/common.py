@@ -197,7 +197,7 @@ class BrokerDown(BaseException):  # noqa: N818 - a BaseException so that hypothe
 
 @dataclass
 class Limits:
-    timeout: float = 2.0  # bound on every answer we wait for
+    timeout: float = 3.0  # bound on every answer we wait for
     liveness_timeout: float = 3.0  # bound on the liveness round trip (retried once, twice as long)
 
 

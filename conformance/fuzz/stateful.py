@@ -21,12 +21,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.errors import HypothesisWarning
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from ..codec import Connack, MalformedPacket, Puback, Pubcomp, Publish, Pubrec, Pubrel, Subscription
 from ..probe import Probe
@@ -83,6 +91,7 @@ class ModelDriver:
         self.actions: list[dict[str, Any]] = []
         self.sentinels = 0
         self.broken = False  # a step failed: the model no longer describes the broker
+        self.counter: Any = None  # statistics to count the steps run in (while generating)
 
     # -- names ---------------------------------------------------------------------------------------------
     def topic(self, relative: str) -> str:
@@ -100,6 +109,18 @@ class ModelDriver:
     def online(self) -> list[str]:
         return [n for n in self.names if n in self.model.online]
 
+    def resumable(self) -> list[str]:
+        """Offline clients whose session the broker keeps."""
+        return [n for n in self.offline() if self.model.has_session(n)]
+
+    def queue_topics(self) -> list[str]:
+        """Topics (relative) that match a subscription of an offline persistent session."""
+        filters = [f[len(self.topic("")):] for n in self.resumable()
+                   for f in self.model.sessions[n].subs]  # type: ignore[union-attr]
+        from .model import topic_matches
+
+        return [t for t in TOPICS if any(topic_matches(f, t) for f in filters)]
+
     # -- running an action ---------------------------------------------------------------------------------
     def do(self, action: dict[str, Any]) -> None:
         """Run one action; raise StepFailed with the first problem not ignored."""
@@ -107,6 +128,8 @@ class ModelDriver:
                 (action["action"] == "connect") == (action["client"] in self.model.online):
             return  # not applicable in this state (a step was removed while minimising): skipped
         self.actions.append(action)
+        if self.counter is not None:
+            self.counter.inputs += 1
         handler: Callable[[dict[str, Any]], None] = getattr(self, f"_{action['action']}")
         where = _where(action, len(self.actions))
         try:
@@ -235,11 +258,15 @@ class ModelDriver:
         probe = self._probe(receiver)
         sentinel = self.sentinel_topic(receiver)
         deadline = time.monotonic() + (self.limits.timeout if wait is None else wait)
+        extended = wait is not None  # a sentinel gets one extension: a loaded machine is not a lost message
         deliveries: list[Publish] = []
         pending: set[int] = set()
         done = False
         while not done or pending:
             remaining = deadline - time.monotonic()
+            if remaining <= 0 and not extended and probe.closed is None:
+                extended, deadline = True, time.monotonic() + self.limits.timeout
+                remaining = self.limits.timeout
             if remaining <= 0:
                 break
             packet = probe.next(remaining, strict=False)
@@ -262,7 +289,7 @@ class ModelDriver:
                 probe.send(Pubcomp(packet_id=packet.packet_id))
                 pending.discard(packet.packet_id)
         if token is not None and not done:
-            why = "the connection closed" if probe.closed else f"not within {self.limits.timeout:.1f} s"
+            why = "the connection closed" if probe.closed else f"not within {2 * self.limits.timeout:.1f} s"
             raise StepFailed(Problem("model/missing", f"the barrier message (QoS 1, on {receiver}'s own sentinel "
                                      f"topic) delivered to client {receiver}", why))
         return deliveries
@@ -280,9 +307,10 @@ class ModelDriver:
             self._check(problems, action)
 
     def _grace(self, receiver: str) -> list[Publish]:
+        """A second barrier, from the receiver to itself: what was only late arrives before it."""
         if self.probes.get(receiver) is None:
             return []
-        return self._collect(receiver, None, min(0.5, self.limits.timeout))
+        return self._barrier(receiver, [receiver])[receiver]
 
     # -- the end -----------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -383,6 +411,12 @@ class BrokerMachine(RuleBasedStateMachine):
         return next(names[(start + i) % len(names)] for i in range(len(names))
                     if names[(start + i) % len(names)] in eligible)
 
+    @initialize(cleans=st.lists(st.booleans(), min_size=3, max_size=3))
+    def connect_everybody(self, cleans: list[bool]) -> None:
+        """Start with every client connected (the minimising pass drops the connects a failure does not need)."""
+        for client, clean in zip(CLIENTS, cleans, strict=False):
+            self._run({"action": "connect", "client": client, "clean": clean, "persistent": not clean})
+
     @precondition(lambda self: self._has("offline"))
     @rule(client=st.sampled_from(CLIENTS), clean=st.booleans(), persistent=st.booleans())
     def connect(self, client: str, clean: bool, persistent: bool) -> None:
@@ -418,6 +452,23 @@ class BrokerMachine(RuleBasedStateMachine):
         self._run({"action": "publish", "client": self._pick(client, "online"), "topic": topic, "qos": qos,
                    "retain": retain, "empty": empty == 0 and retain})
 
+    # Two state-aware rules make the interesting sessions likely: publishing to what an offline session is
+    # subscribed to, and coming back to a stored session. They record plain publish / connect actions.
+    @precondition(lambda self: self._has("online") and self._has("queue_topics"))
+    @rule(client=st.sampled_from(CLIENTS), index=st.integers(0, len(TOPICS) - 1), qos=st.integers(0, 2),
+          retain=st.booleans())
+    def publish_to_offline_session(self, client: str, index: int, qos: int, retain: bool) -> None:
+        assert self.driver is not None
+        topics = self.driver.queue_topics()
+        self._run({"action": "publish", "client": self._pick(client, "online"), "topic": topics[index % len(topics)],
+                   "qos": qos, "retain": retain, "empty": False})
+
+    @precondition(lambda self: self._has("resumable"))
+    @rule(client=st.sampled_from(CLIENTS))
+    def resume_session(self, client: str) -> None:
+        self._run({"action": "connect", "client": self._pick(client, "resumable"), "clean": False,
+                   "persistent": True})
+
     def teardown(self) -> None:
         if self.driver is not None:
             self.driver.close()
@@ -448,7 +499,8 @@ class StatefulRunner:
 
     def budget_left(self) -> bool:
         limit = self.c.options.max_examples
-        return time.monotonic() < self.deadline and (limit is None or self.stats.examples < limit)
+        return time.monotonic() < self.deadline and not self.c.stopped and \
+            (limit is None or self.stats.examples < limit)
 
     def run(self) -> None:
         while self.budget_left():
@@ -467,16 +519,23 @@ class StatefulRunner:
         if generating:
             self.stats.examples += 1
         tag = f"{self.round_index:x}e{self.examples_in_round:x}"
-        return ModelDriver(self.c.target, self.version, f"{self.ctx.prefix}/m{tag}", f"{self.token}{tag}",
-                           self.c.options.limits, self.c.options.ignore, self.c.options.clients)
+        driver = ModelDriver(self.c.target, self.version, f"{self.ctx.prefix}/m{tag}", f"{self.token}{tag}",
+                             self.c.options.limits, self.c.options.ignore, self.c.options.clients)
+        driver.counter = self.stats if generating else None
+        return driver
 
-    def on_failure(self, driver: ModelDriver, problem: Problem) -> bool:
-        """Record a failing example; False when it is not the failure being shrunk (or a known one)."""
+    def classify(self, problem: Problem) -> Problem:
+        """A lost connection or message may be a dead broker: then it is a liveness problem."""
         if problem.rule == "model/closed" or problem.rule.startswith("model/missing"):
             live, _ = self.liveness.check()
             if live is not None:
                 self.c.guard.suspect = True
-                problem = Problem(live.rule, live.expected, live.observed, problem.where)
+                return Problem(live.rule, live.expected, live.observed, problem.where)
+        return problem
+
+    def on_failure(self, driver: ModelDriver, problem: Problem) -> bool:
+        """Record a failing example; False when it is not the failure being shrunk (or a known one)."""
+        problem = self.classify(problem)
         if self.target_rule is not None and not _same(problem.rule, self.target_rule):
             return False
         if self.target_rule is None and not problem.rule.startswith("liveness") and \
@@ -513,7 +572,9 @@ class StatefulRunner:
                            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
                            report_multiple_bugs=False)
         try:
-            run_state_machine_as_test(Machine, settings=config)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", HypothesisWarning)
+                run_state_machine_as_test(Machine, settings=config)
         except BrokerDown:
             if self.best is not None:
                 self.report(shrunk=False)
@@ -523,12 +584,18 @@ class StatefulRunner:
         if self.best is not None:
             with contextlib.suppress(BrokerDown):
                 self.minimize()
-            self.report(shrunk=True)
+            confirmed = self._replay(self.best[0])
+            if confirmed is not None:  # it fails again: a fluke (a loaded machine) is not a finding
+                self.best = confirmed
+                self.report(shrunk=True)
+            else:
+                self.c.log(f"{self.version} stateful: {self.target_rule} did not fail again; not reported")
+                self.best = None
 
     def minimize(self) -> None:
         """Drop actions one at a time (replayed with fresh clients) while the same rule still fails."""
         assert self.best is not None and self.target_rule is not None
-        deadline = max(self.shrink_deadline, time.monotonic() + max(5.0, self.c.options.shrink_time / 3))
+        deadline = max(self.shrink_deadline, time.monotonic() + max(10.0, self.c.options.shrink_time / 2))
         i = len(self.best[0]) - 2  # the last action is where it fails: keep it
         while i >= 0 and time.monotonic() < deadline:
             actions = self.best[0]
@@ -549,8 +616,9 @@ class StatefulRunner:
             for action in actions:
                 driver.do(action)
         except StepFailed as exc:
-            if _same(exc.problem.rule, self.target_rule or ""):
-                return list(driver.actions), exc.problem, driver.transcript.to_json()
+            problem = self.classify(exc.problem)
+            if _same(problem.rule, self.target_rule or ""):
+                return list(driver.actions), problem, driver.transcript.to_json()
             return None
         finally:
             driver.close()
@@ -568,8 +636,8 @@ class StatefulRunner:
             found_at=self.found_at, examples_run=self.stats.examples, shrunk=shrunk,
             note="" if shrunk else "the broker did not recover: not shrunk",
         )
-        self.stats.findings += 1
-        self.c.add_finding(finding)
+        if self.c.add_finding(finding):
+            self.stats.findings += 1
         self.best = None
 
 
@@ -587,9 +655,8 @@ def replay_actions(doc: dict[str, Any], target: FuzzTarget, limits: Limits, igno
     version = doc["mqtt_version"]
     ctx = context_for(target, version, doc.get("seed"), limits)
     stamp = f"{int(time.time() * 1000) % 10**8:x}"
-    names = sorted({a["client"] for a in doc["steps"]})
     driver = ModelDriver(target, version, f"{ctx.prefix}/replay{stamp}", f"fzr{stamp}", limits, ignore,
-                         clients=max(len(names), 2))
+                         clients=len(CLIENTS))
     problems: list[Problem] = []
     try:
         for action in doc["steps"]:

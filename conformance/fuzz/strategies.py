@@ -515,21 +515,27 @@ class PropertyLength(Mutation):
     amount: int = 2
 
     def encode(self, packet: Packet, level: int) -> bytes:
-        segs = {s.name: s.data for s in segments(packet, level)}
-        block = segs.get("properties", b"\x00")
-        _, used = _varint_len(block)
-        body = block[used:]
+        body = _property_body(packet, level)
         if self.form == "non-minimal":
-            length = encode_varint(len(body), min_bytes=min(4, max(2, self.amount)))
-        else:
-            length = encode_varint(len(body) + max(1, self.amount))
+            need = len(encode_varint(len(body)))
+            length = encode_varint(len(body), min_bytes=min(4, max(need + 1, self.amount)))
+        else:  # past the end of the packet: a PUBLISH payload must not be read as properties instead
+            extra = max(1, self.amount) + (len(packet.payload) if isinstance(packet, Publish) else 0)
+            length = encode_varint(len(body) + extra)
         return craft(packet, properties=length + body).encode(level)
 
     def expect(self, packet: Packet, ctx: FuzzContext) -> Expect:
         connect = isinstance(packet, Connect)
+        if self.form == "non-minimal" and len(encode_varint(len(_property_body(packet, ctx.level)))) >= 4:
+            return Valid().expect(packet, ctx)  # already four bytes: nothing to pad
         if self.form == "non-minimal":
             return Expect(CLOSED, "malformed/connect/non-minimal" if connect else "malformed/property/non-minimal")
         return Expect(CLOSED, "malformed/connect/property/length" if connect else "malformed/property/length")
+
+
+def _property_body(packet: Packet, level: int) -> bytes:
+    block = next((s.data for s in segments(packet, level) if s.name == "properties"), b"\x00")
+    return block[_varint_len(block)[1]:]
 
 
 def _varint_len(data: bytes) -> tuple[int, int]:
@@ -612,6 +618,11 @@ class Input:
 
     def encode(self, level: int) -> bytes:
         return self.mutation.encode(self.packet, level) + b"".join(encode(p, level) for p in self.then)
+
+    def signature(self) -> str:
+        """What kind of input this is, without its details (to recognise a known crash trigger)."""
+        form = getattr(self.mutation, "form", None) or getattr(self.mutation, "rule", None)
+        return type(self.mutation).__name__ + (f":{form}" if form else "")
 
     def describe(self) -> str:
         text = f"{self.packet.name} {self.mutation.label()}"
