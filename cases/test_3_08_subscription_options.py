@@ -58,6 +58,27 @@ def test_no_local_keeps_own_messages_away(make_probe, topic_prefix):
     )
 
 
+@case(v5=["MQTT-3.8.4-3", "MQTT-3.8.3-3"])
+def test_resubscribing_replaces_the_subscription_options(make_probe, topic_prefix):
+    """A SUBSCRIBE with a filter identical to an existing subscription replaces it, options included:
+    after re-subscribing with No Local = 1 the client no longer gets its own messages, and after
+    re-subscribing with No Local = 0 it gets them again."""
+    topic, sentinel = f"{topic_prefix}/renl", f"{topic_prefix}/sentinel"
+    me = make_probe(name="self").connect()
+    other = make_probe(name="other").connect()
+    granted(me.subscribe(Subscription(topic, 1), Subscription(sentinel, 1)))
+    granted(me.subscribe(Subscription(topic, 1, no_local=True)))
+    me.publish(topic, b"after no-local on", qos=1)
+    got = delivered(other, me, sentinel)
+    assert not got, f"No Local = 1 set by re-subscribing did not take effect: received {shown(got)}"
+    granted(me.subscribe(Subscription(topic, 1, no_local=False)))
+    me.publish(topic, b"after no-local off", qos=1)
+    got = delivered(other, me, sentinel)
+    assert [(m.topic, m.payload) for m in got] == [(topic, b"after no-local off")], (
+        f"No Local = 0 set by re-subscribing did not take effect: received {shown(got)}"
+    )
+
+
 @case(v5=["MQTT-3.3.1-12", "MQTT-3.3.1-13"], requires=["retain_available"])
 def test_retain_as_published_keeps_or_clears_the_retain_flag(make_probe, topic_prefix):
     """Retain As Published = 1 forwards a live message with the RETAIN flag it was published with;
