@@ -40,7 +40,7 @@ LIMITS = {
     # that window is NON-STRICT (late, with the measured time), none at all is FAIL.
     "timer_late_window": 10.0,
 }
-KNOWN_KEYS = {"name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
+KNOWN_KEYS = {"extends", "name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
               "capabilities", "limits", "deviations", "websocket_path", "notes"}
 
 
@@ -104,7 +104,30 @@ def load_profile(path: str | Path) -> Profile:
         raise ConfigError(f"profile {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile {path} is not valid TOML: {exc}") from None
-    return profile_from_dict(data, str(path))
+    return profile_from_dict(_with_base(data, path), str(path))
+
+
+def _with_base(data: dict[str, Any], path: Path, depth: int = 0) -> dict[str, Any]:
+    """Resolve ``extends = "other.toml"`` (relative to this file): tables merge key by key, deviations
+    add up, anything else in this file wins."""
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if depth > 4:
+        raise ConfigError(f"profile {path}: 'extends' nests too deep")
+    base_path = path.parent / base_name
+    try:
+        base = _with_base(tomllib.loads(base_path.read_text(encoding="utf-8")), base_path, depth + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"profile {path}: extends {base_name}, which does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile {base_path} is not valid TOML: {exc}") from None
+    merged = {**base, **data}
+    for key in ("credentials", "identities", "tls", "capabilities", "limits", "brokers"):
+        if key in base and key in data:
+            merged[key] = {**base[key], **data[key]}
+    merged["deviations"] = [*base.get("deviations", []), *data.get("deviations", [])]
+    return merged
 
 
 def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
