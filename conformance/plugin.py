@@ -376,7 +376,8 @@ def _deviation(item: pytest.Item, spec: CaseSpec, version: str):  # noqa: ANN202
     state = item.config.stash.get(WORKER, None)
     if state is None:
         return None
-    return state.target.profile.deviation_for(list(spec.statements[version]), version, item.name)
+    scheme = state.target.endpoint(version).scheme if version in state.target.urls else "mqtt"
+    return state.target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme)
 
 
 def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judgement, spec: CaseSpec,

@@ -51,12 +51,14 @@ class Deviation:
     reason: str
     evidence: str = ""
     case: str = ""  # optional: only cases whose name contains this
+    transports: tuple[str, ...] = ()  # optional: only over these URL schemes (e.g. ws, wss)
 
-    def applies(self, statement: str, version: str, case_name: str) -> bool:
+    def applies(self, statement: str, version: str, case_name: str, scheme: str = "mqtt") -> bool:
         return (
             self.statement == statement
             and (self.version is None or self.version == version)
             and (not self.case or self.case in case_name)
+            and (not self.transports or scheme in self.transports)
         )
 
 
@@ -80,8 +82,10 @@ class Profile:
     limits: dict[str, float] = field(default_factory=lambda: dict(LIMITS))
     deviations: list[Deviation] = field(default_factory=list)
 
-    def deviation_for(self, statements: list[str], version: str, case_name: str) -> Deviation | None:
-        return next((d for d in self.deviations for s in statements if d.applies(s, version, case_name)), None)
+    def deviation_for(self, statements: list[str], version: str, case_name: str,
+                      scheme: str = "mqtt") -> Deviation | None:
+        return next((d for d in self.deviations for s in statements if d.applies(s, version, case_name, scheme)),
+                    None)
 
 
 def _identity(where: str, table: Any) -> Identity:
@@ -174,8 +178,10 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         known = [v for v in ([version] if version else catalogue.VERSIONS) if dev["statement"] in catalogue.load(v)]
         if not known:
             raise ConfigError(f"{where}: deviations[{i}] cites unknown statement {dev['statement']} for MQTT {version or 'any'}")
+        transports = dev.get("transport", ())
         profile.deviations.append(Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""),
-                                            dev.get("case", "")))
+                                            dev.get("case", ""),
+                                            (transports,) if isinstance(transports, str) else tuple(transports)))
     return profile
 
 
