@@ -32,6 +32,7 @@ CAPABILITIES = {
     "denied_topic": None,  # a topic prefix the target's ACL forbids to the default identity
     "maximum_client_id_length": 23,
     "websocket_url": None,  # ws:// or wss:// URL of the same broker, for the WebSocket transport cases
+    "client_certificate_url": None,  # mqtts:// URL of a listener that requires a client certificate
 }
 LIMITS = {
     "response_timeout": 2.0,  # seconds a reply may take before it counts as missing

@@ -39,7 +39,8 @@ def suite_runs(broker, tmp_path_factory):  # noqa: ANN001, ANN201
     for transport in TRANSPORTS:
         out = tmp_path_factory.mktemp(transport)
         proc = cli("run", "--broker", broker.url_for(transport), "--ca-file", str(broker.certs.ca), "--profile",
-                   str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out), "-n", "2")
+                   str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out), "-n", "2",
+                   "--capability", f"client_certificate_url={broker.url_for('mqtts-client-cert')!r}")
         assert proc.returncode in (0, 1), proc.stderr[-2000:]
         runs[transport] = json.loads((out / "results.json").read_text())
     return runs
@@ -62,6 +63,12 @@ def test_verdicts_identical_over_every_transport(suite_runs):
             and not (other[key]["known_deviation"] or reference[key]["known_deviation"])
         }
         assert not differing, f"{transport} differs from mqtt: {differing}"
+
+
+def test_client_certificate_case_runs_and_passes(suite_runs):
+    for doc in suite_runs.values():
+        case = next(c for c in doc["cases"] if c["name"] == "test_client_without_the_required_certificate_is_refused")
+        assert case["verdict"] == "PASS", case["message"]
 
 
 def test_wrong_ca_fails_fast_with_a_certificate_message(broker):
