@@ -249,7 +249,8 @@ class CaseContext:
         self.probes: list[Probe] = []
         self._ids = 0
         limits = self.target.profile.limits
-        self.timing = Timing(response=limits["response_timeout"], connect=limits["connect_timeout"])
+        self.timing = Timing(response=limits["response_timeout"], connect=limits["connect_timeout"],
+                             late=limits["timer_late_window"])
 
     def client_id(self) -> str:
         self._ids += 1
@@ -347,7 +348,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})
     judged["duration"] += report.duration
     if call.when in ("setup", "call") and (call.excinfo is not None or call.when == "call"):
-        judgement = judge(call.excinfo, spec)
+        judgement = _with_reservations(item, judge(call.excinfo, spec))
         judgement = _recheck_broker(item, version, judgement)
         judged["judgement"] = judgement
         _shape_report(item, report, judgement, spec, version)
@@ -357,6 +358,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         record = _record(item, spec, version, judged)
         report.user_properties.append(("mqttc_record", json.dumps(record)))
     return report
+
+
+def _with_reservations(item: pytest.Item, judgement: Judgement) -> Judgement:
+    """A case that passed with reservations recorded on the way is NON-STRICT."""
+    ctx: CaseContext | None = item.stash.get(CTX, None)
+    if judgement.verdict != Verdict.PASS or ctx is None or not ctx.transcript.reservations:
+        return judgement
+    return Judgement(Verdict.NON_STRICT, "; ".join(ctx.transcript.reservations))
 
 
 def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Judgement:

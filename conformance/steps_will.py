@@ -75,9 +75,25 @@ def connect_with_will(make_probe: MakeProbe, will: Will, client_id: str | None =
 def receive_will(watch: WillWatch, will: Will, timeout: float | None = None, **fields: Any) -> Publish:
     """The observer's next packet must be the Will (its topic and payload, and ``fields``); it is
     acknowledged. The delivery QoS is checked only where a case asks (``qos=watch.delivered_qos(will)``):
-    it has statements of its own."""
+    it has statements of its own.
+
+    Only the Will Delay gives the Will a deadline, so with no ``timeout`` a Will that has not come within
+    the response timeout is awaited the profile's late window longer: one that comes then was published,
+    late (a reservation: NON-STRICT unless the case fails), and one that never comes is a FAIL."""
     expected = {"topic": will.topic, "payload": will.payload, **fields}
-    return watch.observer.receive(timeout, **expected)
+    observer = watch.observer
+    if timeout is not None:
+        return observer.receive(timeout, **expected)
+    began = time.monotonic()
+    try:
+        return observer.receive(**expected)
+    except BrokerViolation:
+        if observer.inbox or observer.closed is not None:
+            raise  # something else came, or the observer lost its connection: not a matter of time
+    publish = observer.receive(observer.timing.late, **expected)
+    observer.transcript.reserve(observer.name, f"the Will came {time.monotonic() - began:.2f} s after the "
+                                f"harness began to wait for it, past the {observer.timing.response:g} s response time")
+    return publish
 
 
 def timed_will(watch: WillWatch, will: Will, since: float, timeout: float, **fields: Any) -> tuple[Publish, float]:

@@ -92,6 +92,9 @@ class Transcript:
     start: float = field(default_factory=time.monotonic)
     events: list[Event] = field(default_factory=list)
     secrets: list[bytes] = field(default_factory=list)
+    # SHOULD-level shortfalls seen on the way (e.g. a Will that came late): a case that otherwise
+    # passes is graded NON-STRICT with these, and one that fails keeps its FAIL.
+    reservations: list[str] = field(default_factory=list)
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -112,6 +115,11 @@ class Transcript:
 
             packet = replace(packet, password=b"***")
         return data, packet
+
+    def reserve(self, probe: str, text: str) -> None:
+        """Record a shortfall that grades the case NON-STRICT unless it ends worse."""
+        self.reservations.append(text)
+        self.add(probe, NOTE, note=f"NON-STRICT: {text}")
 
     def to_json(self) -> list[dict[str, Any]]:
         return [event.to_json() for event in self.events]

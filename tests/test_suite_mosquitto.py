@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_broker
 
 from conformance.brokers.mosquitto import Mosquitto
-
-from conftest import require_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 

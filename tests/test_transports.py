@@ -48,7 +48,8 @@ def suite_runs(broker, tmp_path_factory):  # noqa: ANN001, ANN201
 
 def test_verdicts_identical_over_every_transport(suite_runs):
     """Identical verdicts, except where the profile records a transport-specific deviation (mosquitto's
-    WebSocket listener behaves differently in a few cases; each entry carries its evidence)."""
+    WebSocket listener behaves differently in a few cases; each entry carries its evidence); the
+    client-certificate case runs and passes over every transport."""
     def verdicts(doc: dict) -> dict:
         return {(c["id"], c["mqtt_version"]): c for c in doc["cases"]}
 
@@ -63,9 +64,7 @@ def test_verdicts_identical_over_every_transport(suite_runs):
             and not (other[key]["known_deviation"] or reference[key]["known_deviation"])
         }
         assert not differing, f"{transport} differs from mqtt: {differing}"
-
-
-def test_client_certificate_case_runs_and_passes(suite_runs):
+    # In the same test, not a second one: under xdist each test would run the four suites again.
     for doc in suite_runs.values():
         case = next(c for c in doc["cases"] if c["name"] == "test_client_without_the_required_certificate_is_refused")
         assert case["verdict"] == "PASS", case["message"]
