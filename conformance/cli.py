@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__, catalogue
 from .codec.errors import HarnessError
 from .fuzz import cli as fuzz_cli
+from .results import ResultsFileError, load_results
 from .runstate import PROJECT_ROOT, Options, RunState
 from .transport import BrokerUnreachable, ConfigError
 
@@ -92,15 +93,10 @@ def _versions(value: str) -> tuple[str, ...]:
 
 
 def _load_results(path_text: str) -> dict[str, Any]:
-    path = Path(path_text)
-    if path.is_dir():
-        path = path / "results.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageFailure(f"{path} does not exist") from None
-    except ValueError as exc:
-        raise UsageFailure(f"{path} is not valid JSON: {exc}") from None
+        return load_results(path_text)
+    except ResultsFileError as exc:
+        raise UsageFailure(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

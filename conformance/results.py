@@ -78,6 +78,23 @@ def section_of(spec: CaseSpec, version: str) -> str:
     return statement.chapter if statement else ""
 
 
+class ResultsFileError(Exception):
+    """A results.json that cannot be read (the user's input, not the harness's fault)."""
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """A run's results.json, given the file or its report directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsFileError(f"{path} is not a readable results file: {exc}") from None
+
+
 def write_results(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

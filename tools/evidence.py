@@ -14,11 +14,13 @@ Exit code 1 when nothing matched, so a typo in the substring does not write an e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conformance.results import ResultsFileError, load_results  # noqa: E402
 
 ARROWS = {"out": "->", "in": "<-", "note": "  ", "close": "xx"}
 BAD = {"FAIL", "NON-STRICT", "ERROR"}
@@ -26,13 +28,10 @@ HEX_WIDTH = 96  # hex digits per line (48 bytes)
 
 
 def load(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        sys.exit(f"evidence.py: cannot read {p}: {exc}")
+        return load_results(path)
+    except ResultsFileError as exc:
+        sys.exit(f"evidence.py: {exc}")
 
 
 def select(doc: dict[str, Any], needles: list[str], version: str | None, every: bool) -> list[dict[str, Any]]:
