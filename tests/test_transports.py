@@ -39,7 +39,7 @@ def suite_runs(broker, tmp_path_factory):  # noqa: ANN001, ANN201
     for transport in TRANSPORTS:
         out = tmp_path_factory.mktemp(transport)
         proc = cli("run", "--broker", broker.url_for(transport), "--ca-file", str(broker.certs.ca), "--profile",
-                   str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out), "-n", "2",
+                   str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out), "-n", "4",
                    "--capability", f"client_certificate_url={broker.url_for('mqtts-client-cert')!r}")
         assert proc.returncode in (0, 1), proc.stderr[-2000:]
         runs[transport] = json.loads((out / "results.json").read_text())

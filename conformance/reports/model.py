@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalogue import VERSIONS, Statement, load
+from ..coverage import EXECUTED
 from ..verdicts import SEVERITY, Verdict, worst
 
 # Display order (most interesting first); NOT_COVERED is a statement state, not a case verdict.
@@ -257,13 +258,14 @@ class Coverage:
 
 
 def coverage(rows: list[StatementRow]) -> list[Coverage]:
-    """Per version: how many in-scope statements at least one case cites, and their rolled-up verdicts."""
+    """Per version: how many in-scope statements a case that executed cites (as ``mqtt-conformance
+    coverage`` counts: an UNSUPPORTED case covers nothing), and their rolled-up verdicts."""
     out: dict[str, Coverage] = {}
     for row in rows:
         cov = out.setdefault(row.version, Coverage(row.version, 0, 0, Counter()))
         if row.in_scope:
             cov.in_scope += 1
-            cov.covered += bool(row.cases)
+            cov.covered += any(case.verdict in EXECUTED for case in row.cases)
         cov.rolled[row.verdict] += 1
     return [out[v] for v in sorted(out, key=version_key)]
 
