@@ -45,6 +45,10 @@ def report(label: str, wall: float, doc: dict) -> None:
           f"({len(cases) / wall:.1f} cases/s, {wall / len(cases) * 1000:.0f} ms per case)")
     print(f"   case time {total:.1f} s, of which timer cases {timer:.1f} s ({timer / total:.0%})")
     print(f"   verdicts: {', '.join(f'{n} {v}' for v, n in doc['summary'].items() if n)}")
+    busy: dict[str, float] = {}
+    for c in cases:
+        busy[c.get("worker", "main")] = busy.get(c.get("worker", "main"), 0.0) + c["duration_s"]
+    print("   busy time per worker: " + ", ".join(f"{w} {t:.1f} s" for w, t in sorted(busy.items())))
     print("   slowest cases:")
     for c in sorted(cases, key=lambda c: -c["duration_s"])[:10]:
         print(f"   {c['duration_s']:6.2f} s  {c['verdict']:<13} {c['id'].split('/')[-1]}")

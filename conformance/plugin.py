@@ -145,19 +145,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    items[:] = spread_timer_cases(keep, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    known = _known_deviations(config, keep) if workers > 1 else set()
+    items[:] = spread_timer_cases(keep, workers, known)
     if STATE in config.stash and any(_spec(item) for item in keep) and not config.getoption("collectonly"):
         _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
 
 
-def spread_timer_cases(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
-    """Order the cases so that those waiting for a broker timer start first on every worker.
+def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[str]:
+    """Node ids of the cases the target's profile lists as known deviations (an xdist worker knows the
+    target at collection; every worker computes the same set, so they all order the cases alike)."""
+    if "mqttc_target" not in getattr(config, "workerinput", {}):
+        return set()
+    target = _worker_state(config).target
+    known = set()
+    for item in items:
+        spec = _spec(item)
+        version = getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version")
+        if spec is None or version not in spec.statements:
+            continue
+        scheme = target.endpoint(version).scheme if version in target.urls else "mqtt"
+        if target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme):
+            known.add(item.nodeid)
+    return known
+
+
+def spread_timer_cases(items: list[pytest.Item], workers: int, known: set[str] | None = None) -> list[pytest.Item]:
+    """Order the cases so that the slow ones start first on every worker: those waiting for a broker
+    timer, and the known deviations (a case that fails often waits out a whole timeout).
 
     xdist's worksteal scheduler gives each worker a contiguous share of the list and steals from the
-    end of a busy worker's share, so a timer case placed at the head of each share starts at once and
+    end of a busy worker's share, so a slow case placed at the head of each share starts at once and
     its wait overlaps with the quick cases everywhere else."""
-    timers = [item for item in items if (_spec(item) and _spec(item).timer)]
-    others = [item for item in items if not (_spec(item) and _spec(item).timer)]
+    known = known or set()
+
+    def slow(item: pytest.Item) -> bool:
+        spec = _spec(item)
+        return spec is not None and (spec.timer or item.nodeid in known)
+
+    timers = [item for item in items if slow(item)]
+    others = [item for item in items if not slow(item)]
     if workers <= 1 or not timers:
         return timers + others
     share = -(-len(items) // workers)  # ceiling division, as the scheduler splits
@@ -250,7 +277,7 @@ class CaseContext:
         self._ids = 0
         limits = self.target.profile.limits
         self.timing = Timing(response=limits["response_timeout"], connect=limits["connect_timeout"],
-                             late=limits["timer_late_window"])
+                             late=limits["event_late_window"])
 
     def client_id(self) -> str:
         self._ids += 1

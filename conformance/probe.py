@@ -67,7 +67,7 @@ CLOSE_GRACE = 0.5  # how long a close may lag behind the broker's answer to a la
 class Timing:
     response: float = 2.0  # how long a reply may take before it counts as missing
     connect: float = 5.0
-    late: float = 10.0  # how much longer an event with no deadline of its own is awaited (NON-STRICT)
+    late: float = 6.0  # how much longer an event with no deadline of its own is awaited (NON-STRICT)
 
 
 def _matches(expected: Any, actual: Any) -> bool:

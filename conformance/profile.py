@@ -40,6 +40,9 @@ LIMITS = {
     # How long past a timer's bound (1.5 x Keep Alive, an expiry) a case keeps waiting: an event in
     # that window is NON-STRICT (late, with the measured time), none at all is FAIL.
     "timer_late_window": 10.0,
+    # How long past the response timeout an event with no deadline of its own (the Will after an
+    # abnormal close) is still awaited: one in that window is NON-STRICT (late), none at all FAIL.
+    "event_late_window": 6.0,
 }
 KNOWN_KEYS = {"extends", "name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
               "capabilities", "limits", "deviations", "websocket_path", "notes"}
