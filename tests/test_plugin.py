@@ -174,3 +174,25 @@ def test_ctrl_c_stops_the_embedded_broker(tmp_path):
 
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_reservation_grades_a_passing_case_non_strict_and_never_hides_a_fail(pytester, mosquitto):
+    pytester.makepyfile(test_reserve='''
+from conformance import case
+
+@case("MQTT-3.1.4-4")
+def test_late_but_passing(probe):
+    probe.transcript.reserve(probe.name, "came late")
+    probe.ping()
+
+@case("MQTT-3.2.2-1")
+def test_late_then_failing(probe):
+    probe.transcript.reserve(probe.name, "came late")
+    assert False, "wrong"
+''')
+    _, doc = run(pytester, "--broker", mosquitto.url("5.0"))
+    by_name = {c["name"]: c for c in doc["cases"]}
+    late = by_name["test_late_but_passing"]
+    assert (late["verdict"], late["message"]) == ("NON-STRICT", "came late")
+    assert any("NON-STRICT: came late" in e["summary"] for e in late["transcript"])
+    assert by_name["test_late_then_failing"]["verdict"] == "FAIL"
