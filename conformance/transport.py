@@ -6,8 +6,10 @@ A transport only moves bytes; every read is bounded by a timeout.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +24,15 @@ class ConfigError(HarnessError):
 
 class BrokerUnreachable(HarnessError):
     """The broker could not be reached at all."""
+
+    def __init__(self, message: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+# Errors of a connect() that a listening broker can still give under load (nothing listening is
+# ECONNREFUSED, which is final at once).
+TRANSIENT_CONNECT_ERRORS = {errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.EAGAIN, errno.EINTR}
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ def open_transport(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = 
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
     except OSError as exc:
-        raise BrokerUnreachable(f"cannot connect to {endpoint.url}: {exc.strerror or exc}") from None
+        raise BrokerUnreachable(f"cannot connect to {endpoint.url}: {exc.strerror or exc}", exc.errno) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if endpoint.tls:
         try:
@@ -136,5 +147,15 @@ def open_transport(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = 
     return transport
 
 
-def check_reachable(endpoint: Endpoint, timeout: float = 3.0, tls: TlsOptions | None = None) -> None:
-    open_transport(endpoint, timeout, tls).close()
+def check_reachable(endpoint: Endpoint, timeout: float = 3.0, tls: TlsOptions | None = None,
+                    attempts: int = 3) -> None:
+    """Open and close one connection; a transient connect error is tried again (a few tenths of a
+    second apart), a refusal or timeout fails at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            open_transport(endpoint, timeout, tls).close()
+            return
+        except BrokerUnreachable as exc:
+            if attempt == attempts or exc.errno not in TRANSIENT_CONNECT_ERRORS:
+                raise
+            time.sleep(0.1 * attempt)
