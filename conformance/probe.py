@@ -243,16 +243,20 @@ class Probe:
     def next(self, timeout: float | None = None, *, strict: bool = True) -> Packet | MalformedPacket | None:
         """The next packet from the broker, or None if the connection closed or nothing came in time.
         A malformed packet is a BrokerViolation, unless ``strict`` is False (then it is returned)."""
-        deadline = time.monotonic() + (self.timing.response if timeout is None else timeout)
-        while not self.inbox:
-            if not self._pump(deadline):
-                break
-        if not self.inbox:
+        if not self.arrives(timeout):
             return None
         item = self.inbox.popleft()
         if isinstance(item, MalformedPacket) and strict:
             raise BrokerViolation(f"broker sent a malformed packet: {item}")
         return item
+
+    def arrives(self, timeout: float | None = None) -> bool:
+        """Whether a packet is queued, or arrives within ``timeout``; it is left in the queue."""
+        deadline = time.monotonic() + (self.timing.response if timeout is None else timeout)
+        while not self.inbox:
+            if not self._pump(deadline):
+                break
+        return bool(self.inbox)
 
     def expect(self, kind: type[P], timeout: float | None = None, **fields: Any) -> P:
         """The next packet must be of ``kind`` with the given field values (a set means any of them,
