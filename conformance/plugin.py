@@ -162,10 +162,7 @@ def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[st
     for item in items:
         spec = _spec(item)
         version = getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version")
-        if spec is None or version not in spec.statements:
-            continue
-        scheme = target.endpoint(version).scheme if version in target.urls else "mqtt"
-        if target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme):
+        if spec is not None and version in spec.statements and _deviation_of(target, item, spec, version):
             known.add(item.nodeid)
     return known
 
@@ -410,10 +407,13 @@ def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Ju
 
 def _deviation(item: pytest.Item, spec: CaseSpec, version: str):  # noqa: ANN202
     state = item.config.stash.get(WORKER, None)
-    if state is None:
-        return None
-    scheme = state.target.endpoint(version).scheme if version in state.target.urls else "mqtt"
-    return state.target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme)
+    return None if state is None else _deviation_of(state.target, item, spec, version)
+
+
+def _deviation_of(target: Target, item: pytest.Item, spec: CaseSpec, version: str):  # noqa: ANN202
+    """The target profile's known deviation for this case run (over the target's transport), if any."""
+    scheme = target.endpoint(version).scheme if version in target.urls else "mqtt"
+    return target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme)
 
 
 def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judgement, spec: CaseSpec,

@@ -10,6 +10,7 @@ from .codec import Connect, MalformedPacket, Packet, Properties, reason_name
 from .codec.wire import V50
 
 OUT, IN, NOTE, CLOSE = "out", "in", "note", "close"
+TEXT_ARROWS = {OUT: "->", IN: "<-", NOTE: "  ", CLOSE: "xx"}  # directions in a plain-text transcript
 
 
 @dataclass
@@ -125,8 +126,7 @@ class Transcript:
         return [event.to_json() for event in self.events]
 
     def text(self) -> str:
-        arrows = {OUT: "->", IN: "<-", NOTE: "  ", CLOSE: "xx"}
-        return "\n".join(f"{e.t:9.4f}s {e.probe:>4} {arrows[e.dir]} {e.summary()}" for e in self.events)
+        return "\n".join(f"{e.t:9.4f}s {e.probe:>4} {TEXT_ARROWS[e.dir]} {e.summary()}" for e in self.events)
 
 
 __all__ = ["CLOSE", "IN", "NOTE", "OUT", "Event", "Transcript", "describe", "packet_fields", "V50"]

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conformance.brokers import REGISTRY  # noqa: E402
+from conformance.results import load_results, summarize  # noqa: E402
 
 BROKERS = ["mosquitto", "rumqttd", "amqtt", "aedes", "ejabberd", "rabbitmq"]
 # Cases left out of one broker's run, with the reason (see that broker's profile).
@@ -79,7 +80,7 @@ def run_broker(name: str, out: Path, workers: str) -> dict[str, Any]:
         code, tail = None, f"did not finish within {RUN_TIMEOUT:.0f} s"
     wall = time.monotonic() - began
     results_file = report_dir / "results.json"
-    doc = json.loads(results_file.read_text()) if results_file.is_file() else None
+    doc = load_results(results_file) if results_file.is_file() else None
     return summarise(name, doc, code, wall, tail)
 
 
@@ -88,9 +89,6 @@ def summarise(name: str, doc: dict[str, Any] | None, code: int | None, wall: flo
     if doc is None:
         summary.update(results=None, error=tail.strip())
         return summary
-    counts: dict[str, int] = {}
-    for case in doc["cases"]:
-        counts[case["verdict"]] = counts.get(case["verdict"], 0) + 1
     unexplained = [c for c in doc["cases"] if c["verdict"] in ("FAIL", "ERROR") and not c["known_deviation"]]
     flaky = NONDETERMINISTIC.get(name)
     nondeterministic = [c for c in unexplained if flaky and c["verdict"] == "FAIL" and _is_flaky(c, flaky)]
@@ -101,7 +99,7 @@ def summarise(name: str, doc: dict[str, Any] | None, code: int | None, wall: flo
         results=True,
         target=doc["target"]["name"],
         cases=len(doc["cases"]),
-        counts=counts,
+        counts=summarize(doc["cases"]),
         known_deviations=sum(1 for c in doc["cases"] if c["known_deviation"]),
         unexplained=[_line(c) for c in unexplained],
         nondeterministic=[_line(c) for c in nondeterministic],

@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conformance.results import ResultsFileError, load_results  # noqa: E402
+from conformance.transcript import TEXT_ARROWS  # noqa: E402
 
-ARROWS = {"out": "->", "in": "<-", "note": "  ", "close": "xx"}
 BAD = {"FAIL", "NON-STRICT", "ERROR"}
 HEX_WIDTH = 96  # hex digits per line (48 bytes)
 
@@ -46,7 +46,7 @@ def select(doc: dict[str, Any], needles: list[str], version: str | None, every: 
 def transcript_lines(entries: list[dict[str, Any]]) -> list[str]:
     lines = []
     for entry in entries:
-        arrow = ARROWS.get(entry.get("dir", ""), "??")
+        arrow = TEXT_ARROWS.get(entry.get("dir", ""), "??")
         lines.append(f"{entry.get('t', 0.0):9.4f}s {entry.get('probe', ''):>4} {arrow} {entry.get('summary', '')}")
         hexdump = entry.get("hex") or ""
         for chunk in textwrap.wrap(hexdump, HEX_WIDTH):
