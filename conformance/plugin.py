@@ -22,6 +22,7 @@ import pytest
 from . import catalogue
 from .case import CaseSpec
 from .catalogue import VERSIONS
+from .hygiene import clean_up, find_leftovers
 from .probe import Probe, Timing
 from .profile import Identity, load_profile
 from .results import Judgement, broker_alive, document, judge, section_of, write_results
@@ -301,6 +302,13 @@ class CaseContext:
             except Exception:  # noqa: BLE001 - teardown of a connection the broker may have broken
                 probe.close()
 
+    def clean_up(self) -> None:
+        """Clear the retained messages and sessions this case left in the broker (see hygiene)."""
+        if not self.state.dead:
+            leftovers = find_leftovers(self.probes, self.transcript, self.base, self.topic_prefix)
+            if leftovers:
+                clean_up(leftovers, self.base)
+
 
 @pytest.fixture
 def case_context(request: pytest.FixtureRequest, mqtt_run: WorkerState, mqtt_version: str):  # noqa: ANN201
@@ -317,6 +325,7 @@ def case_context(request: pytest.FixtureRequest, mqtt_run: WorkerState, mqtt_ver
             require(caps, need)
     yield ctx
     ctx.close_all()
+    ctx.clean_up()
 
 
 def require(caps: dict[str, Any], need: str) -> None:

@@ -1,8 +1,8 @@
 """Real-broker differential: the whole suite against every other real broker installed here (rumqttd,
 amqtt, aedes, ejabberd, RabbitMQ; mosquitto has tests/test_suite_mosquitto.py), each with its checked-in
 profile. Every run must complete without ERROR, and every FAIL must be a known, evidenced deviation of
-that broker's profile (or one of the evidenced nondeterministic faults that tools/differential.py knows:
-rumqttd's and RabbitMQ's connection drops, amqtt's retained leak). The table and
+that broker's profile, or not come again when tools/differential.py re-runs it in isolation (the
+nondeterministic faults: rumqttd's and RabbitMQ's connection drops, amqtt's retained leak). The table and
 the comparison matrix land in reports/differential/ (.ci/run prints the table)."""
 
 from __future__ import annotations

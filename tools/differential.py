@@ -9,19 +9,21 @@ Each broker is started by the harness (``--embedded NAME``) with its checked-in 
 
 - ``OUT/matrix.html`` and ``OUT/matrix.md``: the statements x brokers matrix (``mqtt-conformance compare``);
 - ``OUT/summary.json`` and a table on stdout: per broker the verdict counts, the known deviations that
-  showed, the FAIL/ERROR verdicts that no deviation explains, and the wall time;
+  showed, the FAIL/ERROR verdicts that no deviation explains, and the wall time. Those unexplained
+  verdicts are run once more in isolation (a fresh broker, serially; ``OUT/NAME/isolated/``): one that
+  comes again is a finding, one that does not is listed as not reproduced (a nondeterministic fault of
+  the broker, or one case disturbing another through a broker that mixes sessions up);
 - with ``--docs DIR``: the matrix is also written to ``DIR/matrix.html`` and ``DIR/matrix.md`` (the copy
   checked in and linked from the README).
 
-Exit code 1 when a run did not complete (no results.json) or a run has an unexplained FAIL or ERROR;
-0 otherwise. Brokers that are not installed are listed and left out.
+Exit code 1 when a run did not complete (no results.json) or has an unexplained FAIL or ERROR that the
+isolated re-run confirms; 0 otherwise. Brokers that are not installed are listed and left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -42,88 +44,72 @@ DESELECT = {
     # for the rest of the run. The crash is a recorded deviation; the run deselects it so that it finishes.
     "rumqttd": "not (bom_in_a_topic and topic-start)",
 }
-# A broker's nondeterministic fault, evidenced but not a [[deviations]] entry because it hits arbitrary
-# cases: an unexplained FAIL whose message contains ``message`` (or, with ``foreign``, whose client got
-# a PUBLISH from another case's topic tree) is counted as that fault (up to ``at_most`` per run), not as
-# a new finding.
-NONDETERMINISTIC: dict[str, dict[str, Any]] = {
-    # a connection dropped right after CONNACK, or at its first packet: "... the broker closed the connection"
-    "rumqttd": {"message": "the broker closed the connection", "at_most": 10,
-                "evidence": "fixtures/evidence/rumqttd/nondeterministic-connection-drop.txt"},
-    # a CONNECT reusing a ClientId right after its previous connection closed is now and then dropped
-    "rabbitmq": {"message": "but the broker closed the connection", "at_most": 3,
-                 "evidence": "fixtures/evidence/rabbitmq/MQTT-3.1.2-6-3.1.1-reconnect-dropped.txt"},
-    # on every CONNECT, the retained messages matching any session's subscriptions (the "retained leak"
-    # of amqtt's profile): which cases it hits depends on what other cases left behind
-    "amqtt": {"foreign": True, "at_most": 80,
-              "evidence": "fixtures/evidence/amqtt/MQTT-3.3.1-5-3.1.1-retained-leak.txt"},
+# Evidence of a broker's known nondeterministic faults, which hit arbitrary cases from run to run (no
+# [[deviations]] entry can pin them to a case). The summary points to it next to cases not reproduced.
+NONDETERMINISTIC_EVIDENCE = {
+    "rumqttd": "fixtures/evidence/rumqttd/nondeterministic-connection-drop.txt",
+    "rabbitmq": "fixtures/evidence/rabbitmq/MQTT-3.1.2-6-3.1.1-reconnect-dropped.txt",
+    "amqtt": "fixtures/evidence/amqtt/MQTT-3.3.1-5-3.1.1-retained-leak.txt",
 }
-CASE_BASE = re.compile(r"mqttc[0-9a-f]{10}")  # the unique part of a case's client IDs and topic root
-TOPIC_BASE = re.compile(r"^mqttc/(mqttc[0-9a-f]{10})/")
 RUN_TIMEOUT = 1800.0
 
 
-def run_broker(name: str, out: Path, workers: str) -> dict[str, Any]:
-    """One whole-suite run; returns its summary (``results`` is None when the run did not complete)."""
-    report_dir = out / name
+def _run(name: str, report_dir: Path, workers: str, keyword: str | None) -> tuple[dict[str, Any] | None, int | None, str]:
     shutil.rmtree(report_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "conformance.cli", "run", "--embedded", name,
            "--profile", str(ROOT / "fixtures" / "targets" / f"{name}.toml"),
            "--report-dir", str(report_dir), "-n", workers]
-    if name in DESELECT:
-        cmd += ["-k", DESELECT[name]]
-    began = time.monotonic()
+    keywords = [k for k in (DESELECT.get(name), keyword) if k]
+    if keywords:
+        cmd += ["-k", " and ".join(f"({k})" for k in keywords)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=ROOT)
         code, tail = proc.returncode, (proc.stderr or proc.stdout)[-1500:]
     except subprocess.TimeoutExpired:
         code, tail = None, f"did not finish within {RUN_TIMEOUT:.0f} s"
-    wall = time.monotonic() - began
     results_file = report_dir / "results.json"
-    doc = load_results(results_file) if results_file.is_file() else None
-    return summarise(name, doc, code, wall, tail)
+    return (load_results(results_file) if results_file.is_file() else None), code, tail
 
 
-def summarise(name: str, doc: dict[str, Any] | None, code: int | None, wall: float, tail: str) -> dict[str, Any]:
+def run_broker(name: str, out: Path, workers: str) -> dict[str, Any]:
+    """One whole-suite run, then the unexplained FAIL/ERROR verdicts once more in isolation (a fresh
+    broker, one case at a time); returns the summary (``results`` is None when the run did not complete)."""
+    began = time.monotonic()
+    doc, code, tail = _run(name, out / name, workers, None)
+    unexplained = [] if doc is None else _unexplained(doc)
+    rerun = None
+    if unexplained:
+        names = sorted({c["name"] for c in unexplained})
+        rerun, _, _ = _run(name, out / name / "isolated", "0", " or ".join(names))
+    return summarise(name, doc, code, time.monotonic() - began, tail, rerun)
+
+
+def _unexplained(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in doc["cases"] if c["verdict"] in ("FAIL", "ERROR") and not c["known_deviation"]]
+
+
+def summarise(name: str, doc: dict[str, Any] | None, code: int | None, wall: float, tail: str,
+              rerun: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Counts of the whole run; an unexplained verdict is a finding only when it comes again in the
+    isolated re-run, otherwise it is listed as not reproduced (a nondeterministic fault of the broker,
+    or interference between cases that a broker mixing sessions up lets through)."""
     summary: dict[str, Any] = {"broker": name, "exit_code": code, "wall_s": round(wall, 1)}
     if doc is None:
         summary.update(results=None, error=tail.strip())
         return summary
-    unexplained = [c for c in doc["cases"] if c["verdict"] in ("FAIL", "ERROR") and not c["known_deviation"]]
-    flaky = NONDETERMINISTIC.get(name)
-    nondeterministic = [c for c in unexplained if flaky and c["verdict"] == "FAIL" and _is_flaky(c, flaky)]
-    if flaky and len(nondeterministic) > flaky["at_most"]:
-        nondeterministic = []  # too many to be that fault: all of them are findings
-    unexplained = [c for c in unexplained if c not in nondeterministic]
+    unexplained = _unexplained(doc)
+    again = {(c["id"], c["mqtt_version"]) for c in _unexplained(rerun)} if rerun is not None else None
+    confirmed = [c for c in unexplained if again is None or (c["id"], c["mqtt_version"]) in again]
     summary.update(
         results=True,
         target=doc["target"]["name"],
         cases=len(doc["cases"]),
         counts=summarize(doc["cases"]),
         known_deviations=sum(1 for c in doc["cases"] if c["known_deviation"]),
-        unexplained=[_line(c) for c in unexplained],
-        nondeterministic=[_line(c) for c in nondeterministic],
+        unexplained=[_line(c) for c in confirmed],
+        nondeterministic=[_line(c) for c in unexplained if c not in confirmed],
     )
     return summary
-
-
-def _is_flaky(case: dict[str, Any], flaky: dict[str, Any]) -> bool:
-    if flaky.get("foreign"):
-        return bool(foreign_deliveries(case))
-    return flaky["message"] in case["message"]
-
-
-def foreign_deliveries(case: dict[str, Any]) -> list[str]:
-    """Topics of PUBLISHes the case's clients received from another case's topic tree (cases use unique
-    roots, so only a broker that mixes sessions up delivers these)."""
-    own = {m for e in case["transcript"] if e["dir"] == "out" for m in CASE_BASE.findall(json.dumps(e["packet"]))}
-    found = []
-    for event in case["transcript"]:
-        packet = event.get("packet") or {}
-        match = TOPIC_BASE.match(packet.get("topic") or "") if event["dir"] == "in" else None
-        if packet.get("type") == "PUBLISH" and match and match.group(1) not in own:
-            found.append(packet["topic"])
-    return found
 
 
 def _line(case: dict[str, Any]) -> str:
@@ -188,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             bad = True
             continue
         if s["nondeterministic"]:
-            text.append(f"\n{s['broker']}: {len(s['nondeterministic'])} FAIL from its nondeterministic fault "
-                        f"({NONDETERMINISTIC[s['broker']]['evidence']}):")
+            evidence = NONDETERMINISTIC_EVIDENCE.get(s["broker"])
+            text.append(f"\n{s['broker']}: {len(s['nondeterministic'])} FAIL/ERROR not reproduced in isolation"
+                        + (f" (its nondeterministic fault: {evidence})" if evidence else "") + ":")
             text += [f"  {line}" for line in s["nondeterministic"]]
         if s["unexplained"]:
             bad = True
