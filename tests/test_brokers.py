@@ -38,6 +38,8 @@ from conformance.codec import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+# Its module-scoped fixtures (the running brokers) once, on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("brokers")
 IO_TIMEOUT = 10.0
 GONE_TIMEOUT = 15.0  # how long a stopped broker's processes may take to disappear
 

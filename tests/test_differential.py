@@ -25,7 +25,7 @@ def test_every_real_broker_fails_only_on_its_known_deviations():
         require_broker(REGISTRY[name])
     out = ROOT / "reports" / "differential"
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "differential.py"), "--out", str(out),
-                           "--brokers", *OTHERS, "-n", "4"], capture_output=True, text=True, timeout=2400, cwd=ROOT)
+                           "--brokers", *OTHERS, "-n", "8"], capture_output=True, text=True, timeout=2400, cwd=ROOT)
     summaries = json.loads((out / "summary.json").read_text())
     assert [s["broker"] for s in summaries] == OTHERS, proc.stdout[-3000:]
     for summary in summaries:

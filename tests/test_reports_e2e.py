@@ -18,6 +18,8 @@ from conftest import require_broker
 from conformance.brokers.mosquitto_transports import USERS, MosquittoTransports
 
 ROOT = Path(__file__).resolve().parents[1]
+# Its module-scoped fixtures (a broker, a whole run) run once, on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("reports-e2e")
 SELECTION = "fixed_header or connack or retain"  # includes cases mosquitto fails
 PASSWORD = USERS["alice"]
 

@@ -18,6 +18,8 @@ from conformance.transcript import Transcript
 from conformance.transport import TlsOptions, parse_url
 
 ROOT = Path(__file__).resolve().parents[1]
+# Its module-scoped fixtures (a broker, a whole run) run once, on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("transports")
 TRANSPORTS = ["mqtt", "mqtts", "ws", "wss"]
 
 
