@@ -45,7 +45,7 @@ def run_suite(broker, transport: str, out: Path, *extra: str) -> dict:  # noqa: 
 
 @pytest.fixture(scope="module")
 def suite_runs(broker, tmp_path_factory):  # noqa: ANN001, ANN201
-    return {t: run_suite(broker, t, tmp_path_factory.mktemp(t), "-n", "4") for t in TRANSPORTS}
+    return {t: run_suite(broker, t, tmp_path_factory.mktemp(t), "-n", "8") for t in TRANSPORTS}
 
 
 def test_verdicts_identical_over_every_transport(broker, suite_runs, tmp_path):
