@@ -21,14 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 
-def run(workers: str) -> dict[tuple[str, str], str]:
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "conformance.cli", "run", "--embedded", "mosquitto", "--report-dir", out,
-               "-n", workers]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode not in (0, 1):
-            sys.exit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        doc = json.loads((Path(out) / "results.json").read_text())
+def run(workers: str, out: Path) -> dict[tuple[str, str], str]:
+    """One run; ``out`` is shared by the parallel runs, so that from the second on the cases are ordered
+    by the durations the previous run recorded there, as a user's repeated runs are."""
+    cmd = [sys.executable, "-m", "conformance.cli", "run", "--embedded", "mosquitto", "--report-dir", str(out),
+           "-n", workers]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    doc = json.loads((out / "results.json").read_text())
     return {(c["id"], c["mqtt_version"]): c["verdict"] for c in doc["cases"]}
 
 
@@ -40,12 +41,13 @@ def main() -> int:
     seen: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     plan = [("auto", f"parallel {i + 1}") for i in range(args.runs)] + [("0", f"serial {i + 1}")
                                                                            for i in range(args.serial)]
-    for workers, label in plan:
-        started = time.monotonic()
-        verdicts = run(workers)
-        print(f"{label}: {len(verdicts)} cases in {time.monotonic() - started:.1f} s", flush=True)
-        for key, verdict in verdicts.items():
-            seen[key][verdict].append(label)
+    with tempfile.TemporaryDirectory(prefix="repeatability-") as work:
+        for workers, label in plan:
+            started = time.monotonic()
+            verdicts = run(workers, Path(work) / workers)
+            print(f"{label}: {len(verdicts)} cases in {time.monotonic() - started:.1f} s", flush=True)
+            for key, verdict in verdicts.items():
+                seen[key][verdict].append(label)
     unstable = {key: dict(v) for key, v in seen.items() if len(v) > 1}
     print(f"\n{len(seen)} cases, {len(plan)} runs: {len(unstable)} changed verdict")
     for (case_id, version), verdicts in sorted(unstable.items()):

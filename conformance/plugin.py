@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .probe import Probe, Timing
 from .profile import Identity, load_profile
 from .results import Judgement, broker_alive, document, judge, section_of, write_results
 from .runstate import Options, RunState, credentials, load_options_profile, tls_options
+from .schedule import DEVIATION_ESTIMATE, QUICK_ESTIMATE, TIMER_ESTIMATE, balanced_order, recorded_durations
 from .target import Target, probe_capabilities
 from .transcript import Transcript
 from .transport import BrokerUnreachable, ConfigError, parse_url
@@ -147,8 +149,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    known = _known_deviations(config, keep) if workers > 1 else set()
-    items[:] = spread_timer_cases(keep, workers, known)
+    if workers > 1 and any(_spec(item) for item in keep):
+        items[:] = balanced_order(keep, workers, _expected_duration(config, keep))
+    else:
+        items[:] = keep
     if STATE in config.stash and any(_spec(item) for item in keep) and not config.getoption("collectonly"):
         _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
 
@@ -156,8 +160,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[str]:
     """Node ids of the cases the target's profile lists as known deviations (an xdist worker knows the
     target at collection; every worker computes the same set, so they all order the cases alike)."""
-    if "mqttc_target" not in getattr(config, "workerinput", {}):
-        return set()
     target = _worker_state(config).target
     known = set()
     for item in items:
@@ -168,35 +170,25 @@ def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[st
     return known
 
 
-def spread_timer_cases(items: list[pytest.Item], workers: int, known: set[str] | None = None) -> list[pytest.Item]:
-    """Order the cases so that the slow ones start first on every worker: those waiting for a broker
-    timer, and the known deviations (a case that fails often waits out a whole timeout).
+def _expected_duration(config: pytest.Config, items: list[pytest.Item]) -> Callable[[pytest.Item], float]:
+    """How long each case should take: as long as it took in the previous run against this target (the
+    results.json being replaced), else an estimate from what it waits for. Every worker computes the
+    same values, so they all order the cases alike."""
+    if "mqttc_target" not in getattr(config, "workerinput", {}):
+        return lambda item: QUICK_ESTIMATE
+    target = _worker_state(config).target
+    history = recorded_durations(Path(config.getoption("report_dir")) / "results.json", target.name)
+    known = _known_deviations(config, items)
 
-    xdist's worksteal scheduler gives each worker a contiguous share of the list and steals from the
-    end of a busy worker's share, so a slow case placed at the head of each share starts at once and
-    its wait overlaps with the quick cases everywhere else."""
-    known = known or set()
-
-    def slow(item: pytest.Item) -> bool:
+    def duration(item: pytest.Item) -> float:
+        if item.nodeid in history:
+            return history[item.nodeid]
         spec = _spec(item)
-        return spec is not None and (spec.timer or item.nodeid in known)
+        if spec is not None and spec.timer:
+            return TIMER_ESTIMATE
+        return DEVIATION_ESTIMATE if item.nodeid in known else QUICK_ESTIMATE
 
-    timers = [item for item in items if slow(item)]
-    others = [item for item in items if not slow(item)]
-    if workers <= 1 or not timers:
-        return timers + others
-    share = -(-len(items) // workers)  # ceiling division, as the scheduler splits
-    lanes: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    for index, item in enumerate(timers):
-        lanes[index % workers].append(item)
-    rest = iter(others)
-    for lane in lanes:
-        while len(lane) < share:
-            item = next(rest, None)
-            if item is None:
-                break
-            lane.append(item)
-    return [item for lane in lanes for item in lane] + list(rest)
+    return duration
 
 
 def _spec(item: pytest.Item) -> CaseSpec | None:
