@@ -5,6 +5,7 @@ wait for a broker timer (Keep Alive, expiry, Will Delay). Compares worker counts
 
     python bench/suite_speed.py                 # default worker count of `mqtt-conformance run`
     python bench/suite_speed.py -n 0 -n 2 -n 4  # several settings, one after the other
+    python bench/suite_speed.py --runs 5        # runs per setting (the report is of the last)
 """
 
 from __future__ import annotations
@@ -23,18 +24,17 @@ sys.path.insert(0, str(ROOT))
 from conformance.brokers.mosquitto import Mosquitto  # noqa: E402
 
 
-def run_once(url: str, workers: str | None) -> tuple[float, dict]:
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "conformance.cli", "run", "--broker", url, "--profile",
-               str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", out]
-        if workers is not None:
-            cmd += ["-n", workers]
-        started = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        wall = time.monotonic() - started
-        if proc.returncode not in (0, 1):
-            sys.exit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        return wall, json.loads((Path(out) / "results.json").read_text())
+def run_once(url: str, workers: str | None, out: Path) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "conformance.cli", "run", "--broker", url, "--profile",
+           str(ROOT / "fixtures/targets/mosquitto.toml"), "--report-dir", str(out)]
+    if workers is not None:
+        cmd += ["-n", workers]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, json.loads((out / "results.json").read_text())
 
 
 def report(label: str, wall: float, doc: dict) -> None:
@@ -57,11 +57,18 @@ def report(label: str, wall: float, doc: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", dest="workers", action="append", help="worker count(s) to measure")
+    parser.add_argument("--runs", type=int, default=3, help="runs per worker count (default 3): the first is "
+                        "ordered by estimates, the next ones by the durations the previous run recorded")
     args = parser.parse_args()
-    with Mosquitto() as broker:
+    with Mosquitto() as broker, tempfile.TemporaryDirectory() as work:
         for workers in args.workers or [None]:
-            wall, doc = run_once(broker.url("5.0"), workers)
+            out = Path(work) / (workers or "default")
+            walls = []
+            for _ in range(args.runs):
+                wall, doc = run_once(broker.url("5.0"), workers, out)
+                walls.append(wall)
             report(workers or "default", wall, doc)
+            print("   wall per run: " + ", ".join(f"{w:.1f} s" for w in walls) + " (the first without history)")
 
 
 if __name__ == "__main__":
