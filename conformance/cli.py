@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(run)
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument("-n", dest="workers", default="auto", metavar="N|auto",
-                     help="parallel workers (default auto: 6 per CPU, at most 12, which measured fastest; "
+                     help="parallel workers (default auto: 4 per CPU, at most 8, the most that kept every verdict; "
                           "0 = serial)")
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="only cases matching this pytest -k expression")
     run.add_argument("--strict", action="store_true", help="NON-STRICT verdicts fail the run")
@@ -158,11 +158,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def default_workers() -> int:
-    """Measured with bench/suite_speed.py on 2 CPUs (see README): 12 workers beat 8 and 10; 16 was faster
-    now and then but the start-up of 16 workers delayed timer cases enough to change a verdict (a Will
-    2.6 s after a 1 s Will Delay), and 20 or 24 were slower. Cases mostly wait on the broker, so the
-    bound is each worker's start-up cost, not the CPUs."""
-    return min(12, 6 * (os.cpu_count() or 1))
+    """Measured with bench/suite_speed.py and bench/repeatability.py on 2 CPUs (see README): 10, 12 or
+    16 workers finish sooner, but starting them loads the CPUs while the first timer cases run, and a
+    Will then and again comes late enough to change a verdict (NON-STRICT instead of PASS); 8 workers
+    kept every verdict. Cases mostly wait on the broker, so the bound is start-up cost, not the CPUs."""
+    return min(8, 4 * (os.cpu_count() or 1))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

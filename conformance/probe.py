@@ -61,6 +61,7 @@ class Closed:
 
 
 CLOSE_GRACE = 0.5  # how long a close may lag behind the broker's answer to a later packet
+DRAIN_WITHOUT_HALF_CLOSE = 0.25  # after DISCONNECT over TLS or WebSocket: how long to wait for the close
 
 
 @dataclass
@@ -201,7 +202,20 @@ class Probe:
         """Send DISCONNECT and close, as a well-behaved client does."""
         if self.transport is not None and self.closed is None:
             self.send(Disconnect(reason_code=reason_code, properties=Properties(**props)))
+            self._await_close()
         self.close()
+
+    def _await_close(self) -> None:
+        """Let the broker end the connection first, reading (and recording) what it still sends. Closing
+        a socket that holds unread bytes makes the kernel reset the connection, and a broker that reads
+        the reset first loses our last packets: the acknowledgements and the DISCONNECT itself (seen:
+        mosquitto then resent messages already acknowledged). Bounded: a half-close (TCP) makes every
+        broker close at once; over TLS or WebSocket the wait is short."""
+        assert self.transport is not None
+        wait = min(self.timing.response, 1.0) if self.transport.half_close() else DRAIN_WITHOUT_HALF_CLOSE
+        deadline = time.monotonic() + wait
+        while self._pump(deadline):
+            pass
 
     def __enter__(self) -> Probe:
         return self

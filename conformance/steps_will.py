@@ -31,6 +31,10 @@ WILL_PAYLOAD = b"last will"
 TIMER_TICK = 1.0
 SCHEDULING_SLACK = 0.25
 ON_TIME = TIMER_TICK + SCHEDULING_SLACK
+# Only for grading lateness (a SHOULD, so NON-STRICT at worst): in a parallel run on a small machine the
+# broker's loop and the harness are scheduled later still. Measured on 2 CPUs: a 1 s Will Delay came
+# 1.2-2.2 s after the close, now and then 2.3-2.6 s (mosquitto, 8-16 workers), 1.0-2.0 s serially.
+LATE_SLACK = 0.75
 
 
 @dataclass
@@ -104,7 +108,7 @@ def judge_timing(elapsed: float, earliest: float, due: float, event: str) -> Non
     NON-STRICT more than one timer tick after ``due`` (promptness is a SHOULD)."""
     if elapsed < earliest - SCHEDULING_SLACK:
         raise BrokerViolation(f"{event} {elapsed:.2f} s after the close, before the {earliest:g} s it must wait")
-    if elapsed > due + ON_TIME:
+    if elapsed > due + TIMER_TICK + LATE_SLACK:
         raise NonStrict(f"{event} {elapsed:.2f} s after the close; it was due after {due:g} s")
 
 

@@ -96,6 +96,11 @@ class Transport:
     def close(self) -> None:
         raise NotImplementedError
 
+    def half_close(self) -> bool:
+        """End the sending direction (TCP FIN after everything sent) while still reading; False where
+        the transport cannot (TLS, WebSocket)."""
+        return False
+
 
 class SocketTransport(Transport):
     def __init__(self, sock: socket.socket) -> None:
@@ -117,6 +122,15 @@ class SocketTransport(Transport):
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+
+    def half_close(self) -> bool:
+        if isinstance(self.sock, ssl.SSLSocket):
+            return False  # shutting the raw socket down would drop the TLS layer under our reads
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
 
 
 def open_transport(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = None) -> Transport:
