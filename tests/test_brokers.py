@@ -331,3 +331,23 @@ def test_context_manager_start_stop_leaves_nothing(name):
     assert not group_alive(pgid)
     assert leftovers(pgid, workdir) == []
     assert all(port_is_free(broker.host, port) for port in ports)
+
+
+def test_a_port_taken_before_the_broker_binds_it_is_tried_again(monkeypatch):
+    """free_port() releases the port it found; another process may bind it before the broker does.
+    The broker then exits ("Address already in use") and is started again on fresh ports."""
+    if not Mosquitto.available():
+        pytest.skip("mosquitto is not installed")
+    import conformance.brokers.mosquitto as module
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        handed_out = deque([taken])
+        real = module.free_port
+        monkeypatch.setattr(module, "free_port", lambda host="127.0.0.1": handed_out.popleft() if handed_out
+                            else real(host))
+        with Mosquitto() as broker:
+            assert taken not in broker.ports.values()
+            socket.create_connection((broker.host, broker.ports["5.0"]), timeout=2).close()

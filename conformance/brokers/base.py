@@ -23,6 +23,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+class BrokerExited(HarnessError):
+    """The broker process ended before it listened."""
+
+
+PORT_ATTEMPTS = 3  # a free port can be taken by another process before the broker binds it
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Block until ``host:port`` accepts a TCP connection; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
@@ -33,7 +40,7 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
         except OSError:
             pass
         if process is not None and process.poll() is not None:
-            raise HarnessError(f"broker exited with code {process.returncode} before it listened on {host}:{port}")
+            raise BrokerExited(f"broker exited with code {process.returncode} before it listened on {host}:{port}")
         if time.monotonic() > deadline:
             raise HarnessError(f"broker did not listen on {host}:{port} within {timeout:.0f} s")
         time.sleep(0.01)  # polling interval of a readiness wait, not a proof of absence
@@ -81,6 +88,20 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.ports[version]}"
 
     def start(self) -> EmbeddedBroker:
+        """Start on free ports and wait until every listener accepts. A broker that exits because one of
+        its ports was taken in the meantime (another process bound it after ``free_port`` released it)
+        is started again on fresh ports, up to ``PORT_ATTEMPTS`` times."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except BrokerExited as exc:
+                if attempt == PORT_ATTEMPTS or "in use" not in str(exc).lower():
+                    raise
+                self.workdir = Path(tempfile.mkdtemp(prefix=f"mqtt-conformance-{self.name}-"))
+                self.log_path = self.workdir / "broker.log"
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> EmbeddedBroker:
         try:
             cmd = self.command()
         except BaseException:
@@ -99,7 +120,7 @@ class EmbeddedBroker:
         except HarnessError as exc:
             tail = self.log_tail()  # before stop() removes the workdir
             self.stop()
-            raise HarnessError(f"{self.name}: {exc}; log: {tail}") from None
+            raise type(exc)(f"{self.name}: {exc}; log: {tail}") from None
         return self
 
     def alive(self) -> bool:
