@@ -31,10 +31,11 @@ WILL_PAYLOAD = b"last will"
 TIMER_TICK = 1.0
 SCHEDULING_SLACK = 0.25
 ON_TIME = TIMER_TICK + SCHEDULING_SLACK
-# Only for grading lateness (a SHOULD, so NON-STRICT at worst): in a parallel run on a small machine the
-# broker's loop and the harness are scheduled later still. Measured on 2 CPUs: a 1 s Will Delay came
-# 1.2-2.2 s after the close, now and then 2.3-2.6 s (mosquitto, 8-16 workers), 1.0-2.0 s serially.
-LATE_SLACK = 0.75
+# Only for grading lateness (a SHOULD, so NON-STRICT at worst): a broker's loop may also sleep up to a
+# second between timer checks, and in a parallel run on a small machine it is scheduled later still.
+# Measured on 2 CPUs (mosquitto): a 1 s Will Delay came 1.0-2.0 s after the close serially, 1.2-2.2 s
+# in 8-worker runs, now and then 2.6 s and more.
+LATE_SLACK = TIMER_TICK + SCHEDULING_SLACK
 
 
 @dataclass
@@ -105,7 +106,7 @@ def timed_will(watch: WillWatch, will: Will, since: float, timeout: float, **fie
 
 def judge_timing(elapsed: float, earliest: float, due: float, event: str) -> None:
     """A timed event ``elapsed`` s after the close: FAIL before ``earliest`` (less loopback scheduling),
-    NON-STRICT more than one timer tick after ``due`` (promptness is a SHOULD)."""
+    NON-STRICT more than two timer ticks (plus slack) after ``due`` (promptness is a SHOULD)."""
     if elapsed < earliest - SCHEDULING_SLACK:
         raise BrokerViolation(f"{event} {elapsed:.2f} s after the close, before the {earliest:g} s it must wait")
     if elapsed > due + TIMER_TICK + LATE_SLACK:
