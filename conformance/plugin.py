@@ -39,6 +39,7 @@ WORKER = pytest.StashKey["WorkerState"]()
 RECORDS = pytest.StashKey[list]()
 CTX = pytest.StashKey["CaseContext"]()
 JUDGED = pytest.StashKey[dict]()
+DURATIONS = pytest.StashKey[dict]()
 
 
 # -- options ---------------------------------------------------------------------------------------
@@ -110,9 +111,15 @@ def _controller_target(config: pytest.Config) -> Target:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: resolve the target once and hand it to each worker."""
+    """xdist controller: resolve the target once and hand it to each worker, with the case durations
+    of the previous run against it (read once here, not in every worker)."""
     if _wants_target(node.config):
-        node.workerinput["mqttc_target"] = json.dumps(_controller_target(node.config).to_json())
+        target = _controller_target(node.config)
+        node.workerinput["mqttc_target"] = json.dumps(target.to_json())
+        if DURATIONS not in node.config.stash:
+            report_dir = Path(node.config.getoption("report_dir"))
+            node.config.stash[DURATIONS] = recorded_durations(report_dir / "results.json", target.name)
+        node.workerinput["mqttc_durations"] = node.config.stash[DURATIONS]
 
 
 def _wants_target(config: pytest.Config) -> bool:
@@ -149,11 +156,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1 and any(_spec(item) for item in keep):
+    has_cases = any(_spec(item) for item in keep)
+    if workers > 1 and has_cases:
         items[:] = balanced_order(keep, workers, _expected_duration(config, keep))
     else:
         items[:] = keep
-    if STATE in config.stash and any(_spec(item) for item in keep) and not config.getoption("collectonly"):
+    if STATE in config.stash and has_cases and not config.getoption("collectonly"):
         _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
 
 
@@ -172,12 +180,12 @@ def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[st
 
 def _expected_duration(config: pytest.Config, items: list[pytest.Item]) -> Callable[[pytest.Item], float]:
     """How long each case should take: as long as it took in the previous run against this target (the
-    results.json being replaced), else an estimate from what it waits for. Every worker computes the
-    same values, so they all order the cases alike."""
-    if "mqttc_target" not in getattr(config, "workerinput", {}):
+    results.json being replaced, read by the controller), else an estimate from what it waits for.
+    Every worker gets the same values, so they all order the cases alike."""
+    workerinput = getattr(config, "workerinput", {})
+    if "mqttc_target" not in workerinput:
         return lambda item: QUICK_ESTIMATE
-    target = _worker_state(config).target
-    history = recorded_durations(Path(config.getoption("report_dir")) / "results.json", target.name)
+    history: dict[str, float] = workerinput.get("mqttc_durations", {})
     known = _known_deviations(config, items)
 
     def duration(item: pytest.Item) -> float:
