@@ -14,6 +14,7 @@ clean-up of that case; a clean-up never changes a verdict.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from .codec import Connect, Pingreq, Pingresp, Properties, Publish
@@ -29,7 +30,7 @@ class Leftovers:
     """What one case may have left in the broker, with a probe whose address and identity reach it."""
 
     sessions: dict[str, Probe] = field(default_factory=dict)  # client ID -> a probe that used it
-    retained: dict[str, tuple[Probe, set[str]]] = field(default_factory=dict)  # probe name -> its topics
+    retained: dict[Probe, set[str]] = field(default_factory=dict)  # a probe -> the topics it retained
 
     def __bool__(self) -> bool:
         return bool(self.sessions or self.retained)
@@ -54,7 +55,7 @@ def find_leftovers(probes: list[Probe], transcript: Transcript, client_base: str
 
     def retained(probe: Probe, topic: str) -> None:
         if topic.startswith(own_topic):
-            found.retained.setdefault(probe.name, (probe, set()))[1].add(topic)
+            found.retained.setdefault(probe, set()).add(topic)
 
     for event in transcript.events:
         probe = by_name.get(event.probe)
@@ -77,14 +78,15 @@ def _twin(probe: Probe, client_id: str) -> Probe:
                  timing=CLEANUP_TIMING, tls=probe.tls, username=probe.username, password=probe.password)
 
 
-def clean_up(leftovers: Leftovers, client_base: str) -> bool:
+def clean_up(leftovers: Leftovers, client_base: str) -> None:
     """Discard the sessions, then clear the retained messages (a discarded session may publish a
-    retained Will). False when a step failed and the rest was skipped."""
-    try:
+    retained Will). The first step that fails ends it."""
+    # Best effort: the broker may refuse, close or be gone; the first failure ends the clean-up.
+    with contextlib.suppress(Exception):
         for client_id, probe in leftovers.sessions.items():
             with _twin(probe, client_id) as twin:
                 twin.connect(clean_start=True, expect_code=None, properties=Properties())
-        for index, (probe, topics) in enumerate(leftovers.retained.values()):
+        for index, (probe, topics) in enumerate(leftovers.retained.items()):
             with _twin(probe, f"{client_base}z{index}") as twin:
                 twin.connect(expect_code=0)
                 for topic in sorted(topics):
@@ -93,6 +95,3 @@ def clean_up(leftovers: Leftovers, client_base: str) -> bool:
                 # may push other messages to the new connection first).
                 twin.send(Pingreq())
                 twin.wait_for(Pingresp)
-    except Exception:  # noqa: BLE001 - best effort: the broker may refuse, close or be gone
-        return False
-    return True
