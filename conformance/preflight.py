@@ -1,0 +1,225 @@
+"""Pre-flight: one bounded CONNECT per selected version before any case runs.
+
+A run against a wrong password, an HTTP server or a silent port would otherwise produce hundreds of
+verdicts that mean nothing. Outcomes per version:
+
+* accepted: the version is tested (we DISCONNECT at once);
+* refused as an unsupported protocol version (3.1.1 return code 1, 5.0 reason 0x84, a 3.1.1-shaped
+  CONNACK answering a 5.0 CONNECT, or a 5.0 CONNECT answered by a close while 3.1.1 is accepted):
+  the version is dropped, its cases are UNSUPPORTED with the reason;
+* refused credentials, any other refusal, bytes that are not a CONNACK, or silence: PreflightError
+  (exit 2) with what came back and what to fix.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from .transport import ConfigError, Endpoint, TlsOptions, Transport, open_transport
+
+PREFLIGHT_TIMEOUT = 2.5  # seconds a CONNACK may take (after the TCP/TLS connect): with the nudge below,
+# a silent port is reported in about 3 s
+NUDGE_TIMEOUT = 0.5  # after silence, how long a line-based server gets to answer a line end
+CONNACK = 0x20
+CREDENTIAL_FIX = ("set --username and the MQTT_CONFORMANCE_PASSWORD environment variable "
+                  "(or [credentials] in the profile)")
+V311_CODES = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
+              4: "bad user name or password", 5: "not authorized"}
+V5_CODES = {0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
+            0x83: "implementation specific error", 0x84: "unsupported protocol version",
+            0x85: "client identifier not valid", 0x86: "bad user name or password", 0x87: "not authorized",
+            0x88: "server unavailable", 0x89: "server busy", 0x8A: "banned", 0x8C: "bad authentication method",
+            0x95: "packet too large", 0x97: "quota exceeded", 0x9F: "connection rate exceeded"}
+
+
+class PreflightError(ConfigError):
+    """The target cannot be tested as given (credentials, not an MQTT listener, silence): exit 2."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one pre-flight CONNECT got back."""
+
+    kind: str  # "connack", "closed", "silent", "garbage"
+    code: int | None = None
+    remaining_length: int | None = None
+    data: bytes = b""
+
+
+def connect_packet(version: str, client_id: str, username: str | None, password: str | None) -> bytes:
+    """A minimal CONNECT (clean start, keep alive 30 s), encoded here so that the pre-flight does not
+    depend on the codec under test."""
+    level = 5 if version == "5.0" else 4
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _utf8("MQTT") + bytes([level, flags]) + (30).to_bytes(2, "big")
+    if level == 5:
+        body += b"\x00"  # no properties
+    body += _utf8(client_id)
+    if username is not None:
+        body += _utf8(username)
+    if password is not None:
+        body += _binary(password.encode())
+    return bytes([0x10]) + _varint(len(body)) + body
+
+
+def _utf8(text: str) -> bytes:
+    return _binary(text.encode())
+
+
+def _binary(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        value, digit = divmod(value, 128)
+        out.append(digit | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def read_answer(transport: Transport, timeout: float) -> Answer:
+    """Read until a CONNACK's first two body bytes are in, the peer closes, or ``timeout`` ends."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        if data and data[0] != CONNACK:
+            return Answer("garbage", data=data)
+        parsed = _connack_head(data)
+        if parsed is not None:
+            return Answer("connack", parsed[1], parsed[0], data)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Answer("silent", data=data)
+        try:
+            chunk = transport.recv(left)
+        except OSError:
+            chunk = b""
+        if chunk is None:
+            return Answer("silent", data=data)
+        if not chunk:
+            return Answer("closed", data=data)
+        data += chunk
+
+
+def _connack_head(data: bytes) -> tuple[int, int] | None:
+    """(remaining length, return/reason code) once both are in ``data``."""
+    length, multiplier, pos = 0, 1, 1
+    while pos < len(data) and pos <= 4:
+        byte = data[pos]
+        length += (byte & 0x7F) * multiplier
+        multiplier *= 128
+        pos += 1
+        if not byte & 0x80:
+            return (length, data[pos + 1]) if len(data) >= pos + 2 else None
+    return None
+
+
+def exchange(endpoint: Endpoint, version: str, tls: TlsOptions, username: str | None,
+             password: str | None, timeout: float = PREFLIGHT_TIMEOUT) -> Answer:
+    """One CONNECT and its answer; DISCONNECT when accepted."""
+    transport = open_transport(endpoint, timeout, tls)
+    try:
+        transport.send(connect_packet(version, f"mqttc-pre-{uuid.uuid4().hex[:10]}", username, password))
+        answer = read_answer(transport, timeout)
+        if answer.kind == "silent" and not answer.data:
+            answer = _nudge(transport, answer)
+        if answer.kind == "connack" and answer.code == 0:
+            transport.send(b"\xe0\x00")  # DISCONNECT, same bytes in both versions
+        return answer
+    finally:
+        transport.close()
+
+
+def _nudge(transport: Transport, silent: Answer) -> Answer:
+    """A line-based server (HTTP) waits for a line end before it answers: send one, and show what comes."""
+    try:
+        transport.send(b"\r\n\r\n")
+    except OSError:
+        return silent
+    later = read_answer(transport, NUDGE_TIMEOUT)
+    return Answer("garbage", data=later.data) if later.data else silent
+
+
+def judge(version: str, answer: Answer, where: str, username: str | None) -> str | None:
+    """None if ``version`` is usable, or the reason it is unsupported; PreflightError if the run cannot go on."""
+    if answer.kind == "silent":
+        got = f" (only {_show(answer.data)})" if answer.data else ""
+        raise PreflightError(f"{where} sent no CONNACK within {PREFLIGHT_TIMEOUT:g} s to an MQTT {version} "
+                             f"CONNECT{got}: is this an MQTT listener? check the --broker address and port")
+    if answer.kind == "garbage":
+        raise PreflightError(f"{where} answered an MQTT {version} CONNECT with bytes that are not a CONNACK: "
+                             f"{_show(answer.data)}; is this an MQTT listener? check the --broker URL")
+    if answer.kind == "closed":
+        return "closed"  # decided by the caller: depends on whether another version works
+    code = answer.code or 0
+    if version == "5.0" and answer.remaining_length == 2:
+        return (f"the broker answers an MQTT 5.0 CONNECT with an MQTT 3.1.1 CONNACK "
+                f"(return code {code} {V311_CODES.get(code, '')})").rstrip() + ": it does not speak 5.0"
+    if code == 0:
+        return None
+    names = V5_CODES if version == "5.0" else V311_CODES
+    name = names.get(code, "unknown code")
+    if code in ((0x84,) if version == "5.0" else (1,)):
+        return f"the broker refuses MQTT {version} CONNECT with {name} (0x{code:02X})"
+    if code in ((0x86, 0x87, 0x8C) if version == "5.0" else (4, 5)):
+        who = f"user {username!r}" if username else "anonymous clients (no user name given)"
+        raise PreflightError(f"{where} refused the credentials of {who} (MQTT {version} CONNACK 0x{code:02X} "
+                             f"{name}): {CREDENTIAL_FIX}")
+    raise PreflightError(f"{where} refused an MQTT {version} CONNECT with 0x{code:02X} {name}; "
+                         "nothing can be tested until the broker accepts a plain connection")
+
+
+def _show(data: bytes, limit: int = 40) -> str:
+    """The first bytes that came back, readable (an HTTP status line shows as text)."""
+    head = data[:limit]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        text = head.decode("ascii").replace("\r", "\\r").replace("\n", "\\n")
+        return repr(text) + ("..." if len(data) > limit else "")
+    return head.hex(" ") + (" ..." if len(data) > limit else "")
+
+
+def run_preflight(endpoints: dict[str, Endpoint], tls: TlsOptions, username: str | None,
+                  password: str | None) -> dict[str, str]:
+    """Check every version in ``endpoints``; the versions to drop, with the reason for each."""
+    reasons: dict[str, str | None] = {}
+    for version, endpoint in endpoints.items():
+        answer = exchange(endpoint, version, tls, username, password)
+        reasons[version] = judge(version, answer, f"broker {endpoint.host}:{endpoint.port}", username)
+    usable = [v for v, r in reasons.items() if r is None]
+    for version, reason in reasons.items():
+        if reason == "closed":
+            if not usable:
+                endpoint = endpoints[version]
+                raise PreflightError(f"broker {endpoint.host}:{endpoint.port} closed the connection on an MQTT "
+                                     f"{version} CONNECT without a CONNACK; check the URL, TLS and credentials")
+            reasons[version] = (f"the broker closes the connection on an MQTT {version} CONNECT, "
+                                f"while it accepts MQTT {', '.join(usable)}")
+    dropped = {v: r for v, r in reasons.items() if r is not None}
+    if dropped and not usable:
+        raise PreflightError("no selected MQTT version can be tested: " + "; ".join(dropped.values()))
+    return dropped
+
+
+def check_baseline(path: str | None) -> None:
+    """A --baseline must be a JSON object with a "cases" list (a baseline, or a results.json): checked
+    before the run, since the plugin reads it only when the run is over."""
+    if not path:
+        return
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"baseline {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"baseline {path} cannot be read: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"baseline {path} is not JSON ({exc}); make one with `mqtt-conformance baseline`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise ConfigError(f"baseline {path} is not a baseline (no \"cases\" list); make one with "
+                          "`mqtt-conformance baseline REPORT_DIR --output FILE`")
