@@ -6,6 +6,7 @@ import string
 import time
 
 from conformance import (
+    BrokerViolation,
     Connack,
     Informational,
     NonStrict,
@@ -20,6 +21,7 @@ from conformance import (
     raw_string,
 )
 from conformance.codec import Disconnect
+from conformance.grading import late_timer
 from conformance.probe import Probe
 from conformance.steps_connect import (
     BAD_AUTH_METHOD,
@@ -33,13 +35,13 @@ from conformance.steps_v5 import received_sizes
 
 # Keep Alive 1 s is the smallest the spec allows; the close must come within 1.5 x Keep Alive.
 KEEP_ALIVE = 1
-SCHEDULING_SLACK = 0.25  # network and scheduler latency on loopback, not a widening of the bound
 SAMPLE_OFFSETS = (0.0, 2.0, 4.0)  # phases at which silent clients start (covers timer periods up to 6 s)
 POLL = 0.02  # how long each silent client is watched per round
 
 
 @case("MQTT-3.1.2-24", v5=["MQTT-3.1.2-22", "MQTT-3.2.2-22"], timer=True,
-      expectation="closed within 1.5 x Keep Alive of silence; later is NON-STRICT with the measured time")
+      expectation="closed within 1.5 x Keep Alive of silence; later than that plus the timer tolerance is FAIL "
+                  "(docs/grading.md); the measured times are reported either way")
 def test_silent_client_is_disconnected_after_one_and_a_half_keep_alive(make_probe, mqtt_version, target):
     """A client that sends nothing for 1.5 x Keep Alive is disconnected by the server (5.0: the Keep Alive
     the server returned in CONNACK, else the client's own). Three silent clients, started 2 s apart,
@@ -78,10 +80,8 @@ def test_silent_client_is_disconnected_after_one_and_a_half_keep_alive(make_prob
             elif elapsed > bound + late_window:
                 raise AssertionError(f"a client silent for {elapsed:.1f} s (1.5 x Keep Alive = {bound:.1f} s) "
                                      "was not disconnected")
-    bound = 1.5 * KEEP_ALIVE
-    measured = ", ".join(f"{c:.2f}" for c in closes)
-    if max(closes) > bound + SCHEDULING_SLACK:
-        raise NonStrict(f"silent clients were closed after {measured} s; the spec's bound is {bound:.1f} s")
+    # An explicit MUST bound: late past the timer tolerance is a FAIL, the measured times shown either way.
+    late_timer(probe, "silent clients closed after", closes, 1.5 * KEEP_ALIVE)
 
 
 @case("MQTT-3.1.2-24", v5=["MQTT-3.1.2-22"], timer=True,
@@ -106,7 +106,7 @@ def test_second_connect_closes_the_connection(probe):
     probe.expect_closed(reason_codes={0x82})
 
 
-@case("MQTT-3.1.0-1", "MQTT-3.2.0-1", "MQTT-4.8.0-1", v5=["MQTT-3.1.0-1", "MQTT-3.2.0-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.2.0-1", "MQTT-4.8.0-1", v5=["MQTT-3.2.0-1", "MQTT-4.13.1-1"])
 def test_packet_before_connect_closes_the_connection(make_probe):
     """The first packet of a connection must be CONNECT: a PINGREQ in its place is a protocol violation.
     The server closes the connection and sends nothing first (its first packet could only be a CONNACK)."""
@@ -153,15 +153,26 @@ def test_connect_reserved_flag_closes_the_connection(make_probe, mqtt_version):
 @case("MQTT-3.1.2-1", v5=["MQTT-3.1.2-1", "MQTT-3.14.0-1"])
 def test_wrong_protocol_name_is_not_accepted(make_probe, mqtt_version):
     """A CONNECT naming the protocol "mqtt" (it must be "MQTT", capitalised) is not accepted as MQTT of
-    this version: 3.1.1 lets the server close or answer by another specification, never accept it;
-    5.0 requires the close, optionally after CONNACK 0x84."""
+    this version. 3.1.1 lets the server close, or go on under some other specification (so silence
+    without a CONNACK is allowed: INFORMATIONAL), but never accept it as 3.1.1; 5.0 requires the close,
+    optionally after CONNACK 0x84."""
     probe = make_probe()
     probe.send(craft(probe.connect_packet(), protocol_name=raw_string(b"mqtt"),
                      label='CONNECT with protocol name "mqtt"'))
-    if mqtt_version == "3.1.1":
-        expect_refusal(probe, range(1, 6))
-    else:
+    if mqtt_version == "5.0":
         expect_refusal(probe, {0x84}, legacy_ok=True)
+        return
+    packet = probe.next(strict=False)
+    if isinstance(packet, Connack) and packet.reason_code == 0:
+        raise BrokerViolation(f"the broker accepted the wrong protocol name as MQTT 3.1.1 ({packet.name} 0x00)")
+    if isinstance(packet, Connack):
+        expect_refusal(probe, range(1, 6), connack="forbidden")  # refused: the close must follow
+    elif packet is not None:
+        raise Informational(f"the broker answered with {getattr(packet, 'name', packet)}: not 3.1.1, which "
+                            "a server going on under another specification may do")
+    elif probe.closed is None:
+        raise Informational(f"no CONNACK and the connection stayed open for {probe.timing.response:.1f} s: "
+                            "allowed, the server may go on under another specification")
 
 
 @case("MQTT-3.1.4-2", "MQTT-3.1.4-4", v5=["MQTT-3.1.4-3", "MQTT-3.1.4-5"])

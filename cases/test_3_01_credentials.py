@@ -69,7 +69,7 @@ def test_packets_after_a_wrong_password_are_not_processed(make_probe, target, to
                                   f"{topic_prefix}/after-bad-login", BAD_CREDENTIALS[mqtt_version])
 
 
-@case("MQTT-3.1.2-22", "MQTT-3.1.4-1", "MQTT-4.8.0-1")
+@case("MQTT-3.1.4-1", "MQTT-4.8.0-1")
 def test_password_without_user_name_closes_the_connection(make_probe):
     """3.1.1: a Password Flag of 1 with a User Name Flag of 0 makes the CONNECT non-conforming: the server
     closes the connection without a CONNACK."""
@@ -78,8 +78,8 @@ def test_password_without_user_name_closes_the_connection(make_probe):
     expect_refusal(probe, connack="forbidden")
 
 
-@case("MQTT-3.1.2-19", "MQTT-3.1.2-21", "MQTT-3.1.4-1",
-      v5=["MQTT-3.1.2-17", "MQTT-3.1.2-19", "MQTT-3.1.4-1", "MQTT-3.14.0-1"])
+@case("MQTT-3.1.4-1",
+      v5=["MQTT-3.1.4-1", "MQTT-3.14.0-1"])
 def test_flagged_credential_missing_from_payload_closes_the_connection(make_probe, mqtt_version):
     """A CONNECT whose User Name Flag, or Password Flag, is 1 while the payload ends before that field does
     not conform: the server closes the connection (3.1.1: without a CONNACK; 5.0: optionally after CONNACK

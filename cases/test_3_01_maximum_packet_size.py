@@ -139,7 +139,7 @@ def test_dropped_publish_is_not_sent_again_after_reconnect(make_probe, client_id
     )
 
 
-@case(v5=["MQTT-3.2.2-15", "MQTT-4.13.1-1"], requires=["maximum_packet_size"])
+@case(v5=["MQTT-4.13.1-1"], requires=["maximum_packet_size"])
 def test_packet_above_the_server_maximum_is_refused(probe, topic_prefix):
     """The server accepts a PUBLISH of exactly the Maximum Packet Size it advertised in CONNACK, and
     answers one byte more with a close (DISCONNECT 0x95 Packet too large if it sends one)."""
@@ -152,8 +152,7 @@ def test_packet_above_the_server_maximum_is_refused(probe, topic_prefix):
     probe.send(sized_publish(topic, limit, qos=1, packet_id=1))
     probe.expect(Puback, packet_id=1, reason_code=lambda c: c < 0x80)
     probe.send(sized_publish(topic, limit + 1, qos=1, packet_id=2))
-    judge_refusal(refusal(probe), {0x95}, f"PUBLISH of {limit + 1} bytes (server Maximum Packet Size {limit})",
-                  reaction_named=True)
+    judge_refusal(refusal(probe), {0x95}, f"PUBLISH of {limit + 1} bytes (server Maximum Packet Size {limit})")
 
 
 # -- optional properties the server leaves out rather than exceed the client's Maximum Packet Size ----

@@ -7,11 +7,12 @@ import time
 import pytest
 
 from conformance import Disconnect, Informational, Probe, Properties, Unsupported, case
+from conformance.grading import late_timer
 from conformance.steps import publisher
 from conformance.steps_connect import check_server_disconnect
 from conformance.steps_malformed import PROTOCOL_ERROR, expect_rejected
 from conformance.steps_will import ON_TIME, disconnect_and_wait, note, quiet_for
-from conformance.verdicts import BrokerViolation, NonStrict
+from conformance.verdicts import BrokerViolation
 
 LONG = 600
 UINT_MAX = 0xFFFFFFFF
@@ -98,7 +99,8 @@ def test_session_without_expiry_ends_with_the_connection(make_probe, client_id, 
 
 
 @case(v5=["MQTT-4.1.0-2", "MQTT-3.1.2-6", "MQTT-3.2.2-3"], timer=True,
-      expectation="gone one timer tick after a 1 s expiry; later within the late window is NON-STRICT")
+      expectation="gone one timer tick after a 1 s expiry; later than the expiry plus the timer tolerance "
+                  "(docs/grading.md) is FAIL")
 def test_session_is_discarded_when_its_expiry_has_passed(make_probe, client_id, topic_prefix, target):
     """Once the connection is closed and the Session Expiry Interval (1 s) has passed, the server discards
     the session: Clean Start 0 then gets Session Present 0 and none of the messages published while the
@@ -119,9 +121,9 @@ def test_session_is_discarded_when_its_expiry_has_passed(make_probe, client_id, 
                               f"closed with a {expiry} s Session Expiry Interval")
     gone, probe = found
     probe.expect_nothing()
-    if probe.client_id != ids[0]:
-        raise NonStrict(f"the session was discarded late: still present {expiry + ON_TIME:.2f} s after the close, "
-                        f"gone at {gone:.2f} s")
+    if probe.client_id != ids[0]:  # an explicit bound met late: FAIL past the timer tolerance, noted either way
+        late_timer(probe, f"the session (gone at {gone:.2f} s) was still present after the close at", [expiry + ON_TIME],
+                   expiry)
 
 
 @case(v5=["MQTT-4.1.0-2", "MQTT-3.2.2-3"])

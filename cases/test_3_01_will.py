@@ -105,7 +105,11 @@ def test_will_is_published_when_keep_alive_expires(make_probe, topic_prefix, mqt
     keep_alive = owner.connack.properties.get("server_keep_alive", 1) if mqtt_version == "5.0" else 1
     if keep_alive == 0:
         raise Unsupported("the server set Server Keep Alive 0 and does not disconnect idle clients")
-    _closed_by_server(owner, 1.5 * keep_alive + target.profile.limits["timer_late_window"],
+    late_window = target.profile.limits["timer_late_window"]
+    if 1.5 * keep_alive > late_window:  # e.g. 65535 s: the wait would outlast any run (a hang, not a verdict)
+        raise Informational(f"the server replaced Keep Alive 1 with Server Keep Alive {keep_alive} s, "
+                            "too long to wait for here")
+    _closed_by_server(owner, 1.5 * keep_alive + late_window,
                       f"within 1.5 x its {keep_alive} s Keep Alive")
     receive_will(watch, will)
 
@@ -167,7 +171,7 @@ def test_will_is_published_only_once(make_probe, topic_prefix, client_id):
 @case(v5=["MQTT-3.1.2-7", "MQTT-3.1.2-8"], timer=True)
 def test_will_waits_for_the_will_delay(make_probe, topic_prefix, target):
     """With a Will Delay Interval shorter than the Session Expiry Interval, the Will is published once
-    the delay has passed after the close, not before (promptly after is a SHOULD)."""
+    the delay has passed after the close, not before (the spec sets no deadline after that: late is NON-STRICT)."""
     watch = watch_will(make_probe, topic_prefix)
     will = will_for(watch, will_delay_interval=WILL_DELAY)
     owner = connect_with_will(make_probe, will, clean_start=False, session_expiry=LONG)
@@ -197,7 +201,7 @@ def test_will_goes_when_the_session_ends_before_the_will_delay(make_probe, topic
 def test_will_delay_does_not_outlive_a_session_that_ends_at_close(make_probe, topic_prefix, target):
     """With Session Expiry 0 the session ends when the connection closes, so the Will is due at once: the
     Will Delay only holds a Will back while its session lives. Publishing only after the Will Delay is
-    NON-STRICT (the promptness is a SHOULD); never publishing it is a FAIL."""
+    NON-STRICT (3.1.2-8 sets no deadline for a due Will); never publishing it is a FAIL."""
     delay = 3
     watch = watch_will(make_probe, topic_prefix)
     will = will_for(watch, will_delay_interval=delay)
@@ -289,7 +293,7 @@ def _plain_connect(make_probe, client_id, will: Will | None = None) -> tuple[Con
     return packet, connect_flags(template, packet)
 
 
-@case("MQTT-3.1.2-14", "MQTT-3.1.4-1", v5=["MQTT-3.1.2-12", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_qos_3_is_refused(make_probe, client_id, topic_prefix):
     """A CONNECT with Will Flag 1 and Will QoS 3 is malformed: the server closes the connection
     (3.1.1 without CONNACK; 5.0 a CONNACK of 0x80 or more may come first)."""
@@ -299,7 +303,7 @@ def test_will_qos_3_is_refused(make_probe, client_id, topic_prefix):
 
 
 @pytest.mark.parametrize("will_qos", [1, 2])
-@case("MQTT-3.1.2-13", "MQTT-3.1.2-11", "MQTT-3.1.4-1", v5=["MQTT-3.1.2-11", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_qos_without_will_flag_is_refused(make_probe, client_id, will_qos):
     """A CONNECT with Will Flag 0 must have Will QoS 0; with Will QoS 1 or 2 it does not match the CONNECT
     format and the server closes the connection."""
@@ -309,7 +313,7 @@ def test_will_qos_without_will_flag_is_refused(make_probe, client_id, will_qos):
     expect_rejected(probe, MALFORMED, PROTOCOL_ERROR, connecting=True)
 
 
-@case("MQTT-3.1.2-15", "MQTT-3.1.2-11", "MQTT-3.1.4-1", v5=["MQTT-3.1.2-13", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_retain_without_will_flag_is_refused(make_probe, client_id):
     """A CONNECT with Will Flag 0 must have Will Retain 0; with Will Retain 1 it does not match the
     CONNECT format and the server closes the connection."""
@@ -319,7 +323,7 @@ def test_will_retain_without_will_flag_is_refused(make_probe, client_id):
     expect_rejected(probe, MALFORMED, PROTOCOL_ERROR, connecting=True)
 
 
-@case("MQTT-3.1.2-9", "MQTT-3.1.4-1", v5=["MQTT-3.1.2-9", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_flag_without_will_fields_is_refused(make_probe, client_id, topic_prefix, mqtt_version):
     """A CONNECT with Will Flag 1 whose payload lacks the Will fields (5.0: Will Properties, Topic and
     Payload) does not match the CONNECT format: the server closes the connection."""
@@ -329,7 +333,7 @@ def test_will_flag_without_will_fields_is_refused(make_probe, client_id, topic_p
     expect_rejected(probe, MALFORMED, connecting=True)
 
 
-@case("MQTT-3.1.2-11", "MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-3.1.4-1", v5=["MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_fields_without_will_flag_are_refused(make_probe, client_id, topic_prefix):
     """A CONNECT with Will Flag 0 that still carries Will fields in its payload does not match the
     CONNECT format: the server closes the connection."""
@@ -346,8 +350,8 @@ def _send_will_topic(make_probe, client_id, topic: bytes, label: str) -> Probe:
 
 @pytest.mark.parametrize("bad", [b"\xed\xa0\x80", b"\x80", b"\xc3", b"\xff"], ids=["surrogate", "continuation",
                                                                                  "truncated", "ff"])
-@case("MQTT-3.1.3-10", "MQTT-1.5.3-1", "MQTT-3.1.4-1",
-      v5=["MQTT-3.1.3-11", "MQTT-1.5.4-1", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
+@case("MQTT-1.5.3-1", "MQTT-3.1.4-1",
+      v5=["MQTT-1.5.4-1", "MQTT-3.1.4-1", "MQTT-4.13.1-1"])
 def test_will_topic_with_ill_formed_utf8_is_refused(make_probe, client_id, topic_prefix, bad):
     """A Will Topic is a UTF-8 Encoded String: one with ill-formed UTF-8 (an encoded surrogate, a stray
     continuation byte, a truncated sequence, a byte UTF-8 never uses) makes the CONNECT malformed and the

@@ -10,7 +10,8 @@ coarse timer, NON-STRICT), one well after it (a message still delivered there is
 import math
 import time
 
-from conformance import NonStrict, Pingreq, Pingresp, Publish, case
+from conformance import Pingreq, Pingresp, Publish, case
+from conformance.grading import late_timer
 from conformance.steps_v5 import delivered_before_marker, idle, start_of_a_second
 
 EXPIRY = 1  # seconds: the smallest Message Expiry Interval
@@ -46,8 +47,8 @@ def _check_decrement(got: Publish, waited_at_least: float, waited_at_most: float
 
 
 @case(v5=["MQTT-3.3.2-5", "MQTT-3.3.2-6"], timer=True,
-      expectation="1 s message gone for a session resumed after 1.25 s (else NON-STRICT) and after 2.5 s (else "
-                  "FAIL); the 600 s message delivered with its interval reduced by the wait")
+      expectation="1 s message gone for a session resumed after 2.5 s (else FAIL); one still delivered after "
+                  "1.25 s is within the timer tolerance (docs/grading.md), noted; the 600 s message delivered with its interval reduced by the wait")
 def test_expired_message_is_not_sent_to_a_returning_session(make_probe, topic_prefix):
     """Messages queued for two disconnected sessions: one with a 1 s Message Expiry Interval, one with
     600 s, one with none. After the interval the first is dropped for each session; the others are
@@ -86,15 +87,16 @@ def test_expired_message_is_not_sent_to_a_returning_session(make_probe, topic_pr
     assert not late_got, (
         f"a message with a {EXPIRY} s Message Expiry Interval was delivered {late_wait:.2f} s after it was published"
     )
-    if early_got:
+    if early_got:  # an explicit bound met late: graded by conformance/grading.py, the time noted either way
         interval = early_got.properties.get("message_expiry_interval")
-        raise NonStrict(f"a message with a {EXPIRY} s Message Expiry Interval was still delivered {early_wait:.2f} s "
-                        f"after it was published (dropped by {late_wait:.2f} s): a coarse expiry timer; it carried "
-                        + ("no Message Expiry Interval" if interval is None else f"Message Expiry Interval {interval}"))
+        late_timer(pub, f"a {EXPIRY} s message (dropped by {late_wait:.2f} s; it carried "
+                   + ("no Message Expiry Interval" if interval is None else f"Message Expiry Interval {interval}")
+                   + ") was still delivered after", [early_wait], EXPIRY)
 
 
 @case(v5=["MQTT-3.3.2-5", "MQTT-3.3.2-6"], timer=True, requires=["retain_available"],
-      expectation="retained 1 s message not sent to a subscriber after 2.5 s (after 1.25 s: NON-STRICT); "
+      expectation="retained 1 s message not sent to a subscriber after 2.5 s (after 1.25 s: noted, within the "
+                  "timer tolerance); "
                   "retained 600 s message sent with a reduced interval")
 def test_expired_retained_message_is_not_sent_to_new_subscribers(make_probe, topic_prefix):
     """A retained message whose Message Expiry Interval has passed is no longer sent to new subscribers;
@@ -128,9 +130,9 @@ def test_expired_retained_message_is_not_sent_to_new_subscribers(make_probe, top
         f"a retained message with a {EXPIRY} s Message Expiry Interval was sent to a new subscriber "
         f"{late_wait:.2f} s after it was published"
     )
-    if early_got:
-        raise NonStrict(f"a retained message with a {EXPIRY} s Message Expiry Interval was still sent "
-                        f"{early_wait:.2f} s after it was published (gone by {late_wait:.2f} s): a coarse timer")
+    if early_got:  # an explicit bound met late: graded by conformance/grading.py, the time noted either way
+        late_timer(pub, f"a retained {EXPIRY} s message (gone by {late_wait:.2f} s) was still sent to a new "
+                   "subscriber after", [early_wait], EXPIRY)
 
 
 def _take_retained(sub, last_topic: str) -> list[Publish]:

@@ -1,8 +1,22 @@
 """3.3 PUBLISH: QoS 0/1/2 flows, topic matching, QoS 3, Topic Name rules, packet identifier 0,
 unauthorised publications."""
 
-from conformance import Pingreq, Pingresp, Puback, Pubcomp, Publish, Pubrec, Pubrel, case, craft, raw_string
+from conformance import (
+    BrokerViolation,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    case,
+    craft,
+    raw_string,
+)
+from conformance.grading import NotDetected
 from conformance.steps import subscriber
+from conformance.steps_malformed import expect_rejected
 from conformance.steps_publish import delivered_until_sentinel
 
 
@@ -11,6 +25,25 @@ def test_publish_with_qos_3_closes_the_connection(probe, topic_prefix):
     """A PUBLISH with both QoS bits set is malformed: the server closes the connection."""
     probe.send(craft(Publish(topic=f"{topic_prefix}/q3", payload=b"x", qos=1, packet_id=1), qos_bits=0b11))
     probe.expect_closed(reason_codes={0x81})
+
+
+@case("MQTT-3.3.1-2", "MQTT-4.8.0-1", v5=["MQTT-3.3.1-2", "MQTT-4.13.1-1"])
+def test_qos0_publish_with_dup_set_closes_the_connection(make_probe, topic_prefix):
+    """A QoS 0 PUBLISH must have DUP 0: one with DUP 1 is a protocol violation, so the server closes the
+    connection and does not deliver it (3.1.1 unconditionally; 5.0 once it detects it, docs/grading.md).
+    Whatever it does, it never sends a QoS 0 PUBLISH with DUP 1 itself."""
+    topic = f"{topic_prefix}/dup0"
+    sub = subscriber(make_probe, topic, qos=0)
+    pub = make_probe(name="dup").connect()
+    pub.send(craft(Publish(topic=topic, payload=b"dup", qos=0), dup_bit=1, label="QoS 0 PUBLISH with DUP 1"))
+    try:
+        expect_rejected(pub)
+    except NotDetected:
+        forwarded = sub.next(strict=False)
+        if isinstance(forwarded, Publish) and forwarded.qos == 0 and forwarded.dup:
+            raise BrokerViolation("the server forwarded the QoS 0 PUBLISH with DUP 1 still set") from None
+        raise
+    sub.expect_nothing()
 
 
 @case("MQTT-3.3.4-1", "MQTT-4.3.1-1", "MQTT-3.3.1-2", "MQTT-2.3.1-5",

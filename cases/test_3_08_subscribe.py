@@ -27,7 +27,7 @@ from conformance.steps_topics import (
 )
 
 
-@case("MQTT-3.8.3-3", "MQTT-4.8.0-1", v5=["MQTT-3.8.3-2", "MQTT-4.13.1-1"])
+@case("MQTT-3.8.3-3", "MQTT-4.8.0-1", v5=["MQTT-4.13.1-1"])
 def test_subscribe_without_payload_closes_the_connection(probe):
     """A SUBSCRIBE with no topic filter is a protocol violation: the server closes the connection."""
     probe.send(Subscribe(packet_id=7, subscriptions=()))

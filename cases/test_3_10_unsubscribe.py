@@ -100,7 +100,7 @@ def test_multi_filter_unsubscribe_is_a_sequence_with_one_unsuback(make_probe, to
     )
 
 
-@case("MQTT-3.10.3-2", "MQTT-4.8.0-1", v5=["MQTT-3.10.3-2", "MQTT-4.13.1-1"])
+@case("MQTT-3.10.3-2", "MQTT-4.8.0-1", v5=["MQTT-4.13.1-1"])
 def test_unsubscribe_without_payload_closes_the_connection(probe):
     """An UNSUBSCRIBE with no topic filter is a protocol violation: the server closes the connection."""
     probe.send(Unsubscribe(packet_id=9, topic_filters=()))

@@ -75,9 +75,9 @@ def test_disconnect_with_will_message_keeps_the_will_delay(make_probe, topic_pre
     watch = watch_will(make_probe, topic_prefix)
     will = will_for(watch, will_delay_interval=1)
     owner = connect_with_will(make_probe, will, clean_start=False, session_expiry=LONG)
-    sent_at = time.monotonic()
     disconnect_and_wait(owner, 0x04)
-    _, elapsed = timed_will(watch, will, sent_at, 1 + target.profile.limits["timer_late_window"])
+    closed_at = time.monotonic()  # the Will Delay runs from the close, not from the DISCONNECT
+    _, elapsed = timed_will(watch, will, closed_at, 1 + target.profile.limits["timer_late_window"])
     judge_timing(elapsed, 1, 1, "the Will after DISCONNECT 0x04 came")
 
 

@@ -52,11 +52,12 @@ def test_shared_filter_matches_without_its_prefix(make_probe, topic_prefix):
     )
 
 
-@case(v5=["MQTT-4.8.2-1"], requires=SHARED + ["retain_available"])
+@case(v5=["MQTT-3.3.1-9"], requires=SHARED + ["retain_available"])
 def test_shared_subscription_gets_no_retained_messages(make_probe, topic_prefix):
-    """Section 4.8.2 (in unnumbered text next to MQTT-4.8.2-1) says that a session joining a shared
-    subscription, as first or later member, is sent no retained message; later publications arrive
-    as usual."""
+    """Retained messages are sent when a subscription is made (MQTT-3.3.1-9), except to a shared one: the
+    unnumbered text of sections 3.8.4 and 4.8.2 says a session joining a shared subscription, as first or
+    later member, is sent no retained message (MQTT-4.8.2-1 is only about the filter's form). Later
+    publications arrive as usual."""
     p = topic_prefix
     stored, sentinel = f"{p}/t/stored", f"{p}/sentinel"
     pub = make_probe(name="pub").connect()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 
 from .codec import Connack, Connect, Disconnect, MalformedPacket, Publish, segments
 from .codec.reason_codes import ALLOWED_50
+from .grading import NotDetected, wrong_code
 from .probe import Probe
 from .transcript import describe
 from .verdicts import BrokerViolation
@@ -33,22 +34,24 @@ def _codes(codes: Iterable[int]) -> str:
 
 
 def expect_refusal(probe: Probe, codes: Iterable[int] = (), *, connack: str = "optional",
-                   legacy_ok: bool = False) -> Connack | None:
+                   legacy_ok: bool = False, accept_ok: bool = False) -> Connack | None:
     """The server refuses the CONNECT just sent: it closes the connection, after at most one CONNACK.
 
     ``connack`` is "required", "optional" or "forbidden" (3.1.1 closes a non-conforming CONNECT without
     one); a CONNACK must carry one of ``codes`` and Session Present 0. Nothing else may come: in 5.0 a
     DISCONNECT before a successful CONNACK breaks MQTT-3.14.0-1. With ``legacy_ok`` a 5.0 probe also
-    accepts the 3.1.1 protocol-version refusal. Returns the CONNACK, if any.
+    accepts the 3.1.1 protocol-version refusal. With ``accept_ok`` a CONNACK accepting the connection is
+    returned at once (for a CONNECT the server may support). Returns the CONNACK, if any.
     """
     codes = set(codes)
     got: Connack | None = None
+    complaint = ""  # a wrong code in an optional CONNACK: NON-STRICT once the close has come
     while True:
         packet = probe.next(strict=False)
         if packet is None:
             if probe.closed is not None:
                 break
-            raise BrokerViolation(
+            raise NotDetected(
                 "expected the broker to close the connection after refusing the CONNECT; it stayed open"
                 + ("" if got else f" and sent nothing within {probe.timing.response:.1f} s")
             )
@@ -58,9 +61,10 @@ def expect_refusal(probe: Probe, codes: Iterable[int] = (), *, connack: str = "o
                 continue
             raise BrokerViolation(f"broker sent a malformed packet: {packet}")
         if isinstance(packet, Connack) and got is None and connack != "forbidden":
+            if accept_ok and (packet.reason_code == 0 or (probe.v5 and packet.reason_code < 0x80)):
+                return packet
             if packet.reason_code not in codes:
-                raise BrokerViolation(f"refusing CONNACK has {describe(packet, probe.level)}, expected one "
-                                      f"of {_codes(codes)}")
+                complaint = _wrong_refusal(probe, packet, codes, connack)
             if packet.session_present:
                 raise BrokerViolation("a CONNACK refusing the connection has Session Present 1")
             got = packet
@@ -76,7 +80,22 @@ def expect_refusal(probe: Probe, codes: Iterable[int] = (), *, connack: str = "o
     if got is None and connack == "required":
         raise BrokerViolation(f"the broker closed the connection without the CONNACK (one of "
                               f"{_codes(codes)}) it must send first")
+    if complaint:
+        raise wrong_code(complaint)
     return got
+
+
+def _wrong_refusal(probe: Probe, packet: Connack, codes: set[int], connack: str) -> str:
+    """A CONNACK with a code not in ``codes``: an acceptance, or a code the spec requires (``connack``
+    "required"), is a FAIL; a failure code in a CONNACK the spec makes optional is NON-STRICT (the
+    code there is a SHOULD), returned to be raised after the close (conformance/grading.py)."""
+    text = f"refusing CONNACK has {describe(packet, probe.level)}, expected one of {_codes(codes)}"
+    accepted = packet.reason_code == 0 or (probe.v5 and packet.reason_code < 0x80)
+    if accepted:
+        raise NotDetected(f"the broker accepted the CONNECT it must refuse: {text}")
+    if connack == "required":
+        raise BrokerViolation(text)
+    return f"{text}; the connection was closed as required, and the CONNACK is optional"
 
 
 def check_server_disconnect(disconnect: Disconnect) -> None:

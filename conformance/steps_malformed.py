@@ -4,8 +4,9 @@ of the broker's reaction.
 The judge, ``expect_rejected``, holds the broker to what both versions require of a server that
 receives a broken packet, and to what 5.0 adds about the reason code:
 
-- the connection MUST close (3.1.1 4.8.0-1 and the statement of each rule, 5.0 4.13.1-1): FAIL if it
-  stays open;
+- the connection MUST close (3.1.1 4.8.0-1 and the statement of each rule, 5.0 4.13.1-1): if it
+  stays open, ``NotDetected``, graded by conformance/grading.py (FAIL, or NON-STRICT for a 5.0 error
+  only 4.13.1-1 names);
 - nothing may answer the broken packet first (a PUBACK, a SUBACK, a PINGRESP ...): FAIL, the broker
   processed it;
 - 3.1.1 has no error packets: a CONNACK for a broken CONNECT is a FAIL (3.1.4-1: close *without*
@@ -43,9 +44,10 @@ from .codec import (
     reason_name,
 )
 from .codec.wire import encode_varint
+from .grading import NotDetected, wrong_code
 from .probe import Closed, Probe, Sendable
 from .transcript import describe
-from .verdicts import BrokerViolation, NonStrict, Unsupported
+from .verdicts import BrokerViolation, Unsupported
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
@@ -127,9 +129,9 @@ def _judge(probe: Probe, expected: set[int], connecting: bool, timeout: float | 
     seen = ", ".join(describe(p, probe.level) for p in answers)
     accepted = connecting and any(isinstance(p, Connack) and p.reason_code < 0x80 for p in answers)
     if probe.closed is None and accepted:
-        raise BrokerViolation(f"the broker accepted the broken CONNECT ({seen}) and kept the connection open")
+        raise NotDetected(f"the broker accepted the broken CONNECT ({seen}) and kept the connection open")
     if probe.closed is None:
-        raise BrokerViolation(
+        raise NotDetected(
             "the broker kept the connection open after the broken packet"
             + (f"; it sent {seen}" if seen else "")
             + ("; it answered a PINGREQ sent after it" if pingresps else f" (no close within {wait:.1f} s)")
@@ -145,8 +147,9 @@ def _judge(probe: Probe, expected: set[int], connecting: bool, timeout: float | 
                                   "must be refused by closing the connection without a CONNACK")
         raise BrokerViolation(f"the broker answered the broken packet with {seen} before closing")
     if rest:
+        after_disconnect = isinstance(first, Disconnect) and " (MQTT-3.14.4-1: nothing may follow a DISCONNECT)"
         raise BrokerViolation(f"the broker sent {seen} before closing; at most one "
-                              f"{'CONNACK' if connecting else 'DISCONNECT'} may come first")
+                              f"{'CONNACK' if connecting else 'DISCONNECT'} may come first{after_disconnect or ''}")
     if connecting and isinstance(first, Disconnect):
         raise BrokerViolation(f"the broker sent {seen} without a successful CONNACK first; a server sends "
                               "DISCONNECT only after accepting the connection (MQTT-3.14.0-1)")
@@ -168,7 +171,7 @@ def expect_rejected(probe: Probe, *codes: int, connecting: bool = False, timeout
     error is in (or before) the CONNECT, so no connection was accepted yet."""
     closed, complaint = _judge(probe, set(codes) or {MALFORMED}, connecting, timeout)
     if complaint:
-        raise NonStrict(complaint)
+        raise wrong_code(complaint)
     return closed
 
 
@@ -179,7 +182,7 @@ def rejected(probe: Probe, *codes: int, connecting: bool = False) -> Iterator[Cl
     closed, complaint = _judge(probe, set(codes) or {MALFORMED}, connecting, None)
     yield closed
     if complaint:
-        raise NonStrict(complaint)
+        raise wrong_code(complaint)
 
 
 def reject(probe: Probe, item: Sendable, *codes: int, connecting: bool = False) -> Closed:

@@ -14,9 +14,10 @@ from typing import Any
 from .codec import Disconnect, Packet, Pingreq, Pingresp, Properties, Puback, Publish, Pubrec, encode
 from .codec.errors import HarnessError
 from .codec.reason_codes import reason_name
+from .grading import NotDetected, wrong_code
 from .probe import Probe
 from .transcript import IN, NOTE
-from .verdicts import BrokerViolation, NonStrict
+from .verdicts import BrokerViolation
 
 # Application-message properties a server forwards to subscribers, with values that a careless
 # implementation would alter: non-ASCII text, binary with NUL and 0xFF bytes, repeated and empty
@@ -99,23 +100,18 @@ def refusal(probe: Probe, *, accepted_by: Iterable[type[Packet]] = (Puback, Pubr
             raise BrokerViolation(f"expected the connection to be closed, got {packet.name}")
 
 
-def judge_refusal(result: Refusal, codes: set[int], what: str, *, reaction_named: bool) -> None:
-    """Grade a refusal: the connection must close, and a DISCONNECT sent first should carry one of
-    ``codes`` (4.13.1: the server SHOULD send the specific Reason Code; another one is NON-STRICT).
-
-    ``reaction_named``: the spec names this very condition as an error with its Reason Code, so a
-    server that carries on FAILs. Otherwise the spec only forbids the client to send it; a server that
-    does not detect it is NON-STRICT (4.13.1 lets a receiver omit checks, at its own risk)."""
+def judge_refusal(result: Refusal, codes: set[int], what: str) -> None:
+    """Grade a refusal: the connection must close (``NotDetected`` otherwise, graded by
+    conformance/grading.py from the statements the case cites), and a DISCONNECT sent first should carry
+    one of ``codes`` (4.13.1: a SHOULD; another code is NON-STRICT)."""
     expected = codes_text(codes)
     if not result.closed:
         seen = ", ".join(_show(p) for p in result.answers) or "nothing"
-        message = f"{what}: the server kept the connection open (answered {seen}); expected a close ({expected})"
-        if reaction_named:
-            raise BrokerViolation(message)
-        raise NonStrict(message)
+        raise NotDetected(f"{what}: the server kept the connection open (answered {seen}); expected a close "
+                          f"({expected})")
     if result.disconnect is not None and result.code not in codes:
-        raise NonStrict(f"{what}: the server closed the connection, but its DISCONNECT carried "
-                        f"{codes_text([result.code or 0])} instead of {expected}")
+        raise wrong_code(f"{what}: the server closed the connection, but its DISCONNECT carried "
+                         f"{codes_text([result.code or 0])} instead of {expected}")
 
 
 def _show(packet: Packet) -> str:
