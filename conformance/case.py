@@ -4,7 +4,8 @@
     @case(v5=["MQTT-3.3.2-7", "MQTT-3.3.2-8"])         # 5.0 only
     @case("MQTT-3.8.4-5", v5=SAME)                     # same IDs in both versions
 
-IDs are checked against the catalogue when the module is imported, so a typo fails collection.
+IDs are checked against the catalogue when the module is imported, so a typo fails collection, and so
+does a statement that obliges only the client (a case judges the server).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def case(
             for sid in ids:
                 if sid not in known:
                     raise HarnessError(f"case {fn.__name__} cites {sid}, which is not an MQTT {version} statement")
+                if known[sid].constrains == "client":  # a case judges the server: cite what obliges it
+                    raise HarnessError(f"case {fn.__name__} cites {sid} (MQTT {version}), which obliges only the "
+                                       "client; cite the server statement the case judges (docs/grading.md)")
         fn.mqtt_case = CaseSpec(statements, level, expectation, tuple(requires), timer)  # type: ignore[attr-defined]
         return pytest.mark.mqtt_case(fn)
 

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, catalogue
+from .cluster import export_nodes
 from .codec.errors import HarnessError
+from .console import Console, expected_durations, is_selection, serial_is_faster
 from .fuzz import cli as fuzz_cli
+from .preflight import check_baseline
+from .resources import CASES_DIR
 from .results import ResultsFileError, load_results
-from .runstate import PROJECT_ROOT, Options, RunState
+from .runstate import Options, RunState
+from .selection import check_known, describe, normalize_statement, selection_flags, selects, split_arguments
 from .transport import BrokerUnreachable, ConfigError
-
-CASES_DIR = PROJECT_ROOT / "cases"
 
 
 class UsageFailure(Exception):
@@ -34,6 +37,9 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="FILE", help="target profile (TOML), e.g. fixtures/targets/mosquitto.toml")
     p.add_argument("--embedded", metavar="NAME", help="embedded broker to start: mosquitto, rumqttd, amqtt, aedes, "
                                                       "ejabberd, rabbitmq (default: mosquitto if installed)")
+    p.add_argument("--broker-command", metavar="CMD",
+                   help='start your own broker, e.g. "./mybroker --port {port}": the harness picks a free loopback '
+                        "port, waits until it listens, restarts it after a crash and stops it at the end")
     p.add_argument("--username")
     p.add_argument("--password", help="prefer MQTT_CONFORMANCE_PASSWORD; never written to any report")
     p.add_argument("--ca-file")
@@ -43,6 +49,13 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
     p.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
                    help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--statement", action="append", default=[], metavar="ID",
+                   help="only the cases citing this statement, e.g. MQTT-3.1.2-24 (repeatable)")
+    p.add_argument("--section", action="append", default=[], metavar="N.N",
+                   help="only the cases citing a statement of this spec section, e.g. 3.8 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="NON-STRICT verdicts fail the run")
     run.add_argument("--baseline", metavar="FILE", help="only failures not in this baseline fail the run")
     run.add_argument("--response-timeout", type=float, metavar="SECONDS")
+    run.add_argument("--case-deadline", type=float, metavar="SECONDS",
+                     help="hard bound of one case; a stuck case is FAIL (or ERROR) with what it awaited "
+                          "(default: 4 x its longest wait, from the profile's limits)")
     run.add_argument("--cases", default=str(CASES_DIR), metavar="DIR", help="where the cases are")
-    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    _add_selection_options(run)
+    run.add_argument("pytest_args", nargs="*", metavar="SELECTION",
+                     help="statement IDs (MQTT-3.1.2-24) and spec sections (3.8, 3.1.2) to run only their cases; "
+                          "anything else (after --) goes to pytest")
 
     lst = sub.add_parser("list", help="list the cases and the statements they cite")
     lst.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
     lst.add_argument("--cases", default=str(CASES_DIR), metavar="DIR")
+    _add_selection_options(lst)
 
     cov = sub.add_parser("coverage", help="in-scope statements covered per section, and why the rest are not")
     cov.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
@@ -104,33 +124,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         brokers=args.broker, profile=args.profile, mqtt_version=args.mqtt_version, username=args.username,
         password=args.password, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
         insecure=args.insecure, embedded=args.embedded, response_timeout=args.response_timeout,
+        broker_command=getattr(args, "broker_command", None),
         capabilities=args.capability,
     )
-    if args.baseline and not Path(args.baseline).is_file():
-        raise UsageFailure(f"baseline {args.baseline} does not exist")
+    check_baseline(args.baseline)  # before the run: the plugin reads it only at the end
+    statements, sections, args.pytest_args = split_arguments(args.pytest_args)  # `run MQTT-3.1.2-24`, `run 3.8`
+    statements += [normalize_statement(s) for s in args.statement]
+    sections += args.section
+    problem = check_known(statements, sections, _versions(args.mqtt_version))
+    if problem:
+        raise UsageFailure(problem)
+    if (statements or sections) and not _cited(args.cases, statements, sections, _versions(args.mqtt_version)):
+        raise UsageFailure(f"no case cites {describe(statements, sections)} "
+                           f"(MQTT {' or '.join(_versions(args.mqtt_version))}); "
+                           "see `mqtt-conformance list`")
+    if args.case_deadline is not None and args.case_deadline <= 0:
+        raise UsageFailure(f"--case-deadline must be a number of seconds above 0, not {args.case_deadline:g}")
     if not Path(args.cases).is_dir():
         raise UsageFailure(f"cases folder {args.cases} does not exist")
     state = RunState(options)
     try:
-        target = state.ensure_target()  # starts the embedded broker and checks reachability first
-        print(f"mqtt-conformance {__version__}: testing {target.name} "
-              f"({', '.join(f'{v} {u}' for v, u in target.urls.items())})", file=sys.stderr)
+        # starts the embedded broker, checks reachability and runs the pre-flight (which prints the
+        # addresses the run talks to, and the versions it drops)
+        target = state.ensure_target()
         pytest_args = [args.cases, "-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest",
                        "-q",
                        "-W", "ignore::pytest.PytestAssertRewriteWarning", "--report-dir", args.report_dir,
-                       "--mqtt-version", args.mqtt_version, "-rfE"]
-        for version, url in target.urls.items():
+                       "--mqtt-version", args.mqtt_version, "-rfE",
+                       # case ids "cases/test_...::..." wherever the cases are (a checkout, an installed wheel)
+                       "--rootdir", str(Path(args.cases).resolve().parent)]
+        for version, url in state.requested_urls.items():  # the plugin's pre-flight drops the same versions
             pytest_args += ["--broker", f"{version}={url}"]
         if target.profile.path:
             pytest_args += ["--profile", target.profile.path]
         if state.broker is not None:
             pytest_args.append("--embedded-started")
+            export_nodes(target)  # a managed cluster's node URLs and controls (see cluster.py)
         for name, value in target.profile.capabilities.items():
             if value is not None:
                 pytest_args += ["--capability", f"{name}={json.dumps(value)}"]
         for flag, value in (("--username", args.username), ("--ca-file", args.ca_file),
                             ("--cert-file", args.cert_file), ("--key-file", args.key_file),
                             ("--baseline", args.baseline), ("--response-timeout", args.response_timeout),
+                            ("--case-deadline", args.case_deadline),
                             ("-k", args.keyword)):
             if value is not None:
                 pytest_args += [flag, str(value)]
@@ -138,12 +174,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             pytest_args.append("--insecure")
         if args.strict:
             pytest_args.append("--mqtt-strict")
+        pytest_args += selection_flags(statements, sections)
         # Credentials reach the workers through the environment, never on a command line.
         if target.credentials.username and not args.username:
             pytest_args += ["--username", target.credentials.username]
         if target.credentials.password:
             os.environ["MQTT_CONFORMANCE_PASSWORD"] = target.credentials.password
-        workers = default_workers() if args.workers == "auto" else args.workers
+        history = expected_durations(Path(args.report_dir) / "results.json", target.name)
+        selected = [*pytest_args, *args.pytest_args]
+        workers = auto_workers(selected, args.cases, history) if args.workers == "auto" else args.workers
         if str(workers) not in ("0", "no"):
             # Cases mostly wait on the network, so more workers than CPUs pays; worksteal keeps the
             # timer cases that the plugin puts at the head of each worker's share from queueing.
@@ -151,10 +190,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += args.pytest_args
         import pytest
 
-        code = pytest.main(pytest_args)
+        console = Console(expected=history)
+        code = pytest.main(pytest_args, plugins=[console])
+        if console.problems:  # a case module that does not import is not the broker's failure (xdist says 1)
+            code = 2
     finally:
         state.stop()
     return {0: 0, 1: 1}.get(int(code), 2)  # 2: interrupted, collection or usage error, no case selected
+
+
+def _cited(cases_dir: str, statements: list[str], sections: list[str], versions: tuple[str, ...]) -> bool:
+    """Whether any case selects: checked before a broker starts or a worker is spawned."""
+    from .coverage import discover_cases
+
+    return any(selects(info.spec, v, statements, sections) for info in discover_cases(Path(cases_dir))
+               for v in versions if v in info.spec.statements)
+
+
+def auto_workers(pytest_args: list[str], cases_dir: str, history: dict[str, float]) -> int:
+    """The default worker count, or 0 (serial) for a selection that runs faster than 8 workers start."""
+    if not is_selection(pytest_args, cases_dir):
+        return default_workers()
+    serial, counted = serial_is_faster(pytest_args, history)
+    if serial:
+        print(f"mqtt-conformance: {counted.count} cases selected (about {counted.seconds:.1f} s): running them "
+              "serially, without starting workers", file=sys.stderr)
+        return 0
+    return default_workers()
 
 
 def default_workers() -> int:
@@ -168,12 +230,21 @@ def default_workers() -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from .coverage import discover_cases
 
+    statements = [normalize_statement(s) for s in args.statement]
+    problem = check_known(statements, args.section, _versions(args.mqtt_version))
+    if problem:
+        raise UsageFailure(problem)
+    shown = 0
     for info in discover_cases(Path(args.cases)):
-        ids = {v: ids for v, ids in info.spec.statements.items() if v in _versions(args.mqtt_version)}
+        ids = {v: ids for v, ids in info.spec.statements.items() if v in _versions(args.mqtt_version)
+               and selects(info.spec, v, statements, args.section)}
         if not ids:
             continue
         cited = "  ".join(f"[{v}] {' '.join(s)}" for v, s in ids.items())
         print(f"{info.module}::{info.name}  {info.spec.level}  {cited}")
+        shown += 1
+    if not shown and (statements or args.section):
+        raise UsageFailure(f"no case cites {describe(statements, args.section)}")
     return 0
 
 

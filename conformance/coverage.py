@@ -88,6 +88,13 @@ def run_coverage(results: dict[str, Any], version: str) -> Coverage:
     for record in results.get("cases", []):
         if record["mqtt_version"] != version:
             continue
+        failed = record.get("precondition")
+        if isinstance(failed, dict):  # the case never reached its statements; its setup step ran
+            if failed.get("statement"):
+                executed.add(failed["statement"])
+            for sid in record["statements"]:
+                why.setdefault(sid, f"not reached: {record['message']}")
+            continue
         for sid in record["statements"]:
             if record["verdict"] in EXECUTED:
                 executed.add(sid)

@@ -20,15 +20,22 @@ from typing import Any
 
 import pytest
 
-from . import catalogue
+from . import catalogue, supervisor
 from .case import CaseSpec
 from .catalogue import VERSIONS
+from .cluster import cluster, cluster_exclusive, nodes_used  # noqa: F401 - fixtures of the cluster cases
+from .console import VERDICT_KEY, summary_lines, teststatus
+from .deadline import CaseDeadlines, broker_answers, case_budget
+from .deadline import override as deadline_verdict
 from .hygiene import clean_up, find_leftovers
+from .preflight import check_baseline
 from .probe import Probe, Timing
 from .profile import Identity, load_profile
+from .reports.model import whole_expectation
 from .results import Judgement, broker_alive, document, judge, section_of, write_results
 from .runstate import Options, RunState, credentials, load_options_profile, tls_options
 from .schedule import DEVIATION_ESTIMATE, QUICK_ESTIMATE, TIMER_ESTIMATE, balanced_order, recorded_durations
+from .selection import check_known, describe, normalize_statement, selects
 from .target import Target, probe_capabilities
 from .transcript import Transcript
 from .transport import BrokerUnreachable, ConfigError, parse_url
@@ -66,7 +73,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
     add("--response-timeout", type=float, metavar="SECONDS", help="how long a reply may take (default 3)")
     add("--embedded-started", action="store_true", help=argparse.SUPPRESS)  # set by mqtt-conformance run
+    add("--broker-command", metavar="CMD", help="start your own broker with this command line, which must listen "
+                                                "on {port} (a free loopback port); supervised and restarted")
     add("--no-reports", action="store_true", help="write results.json only, no rendered reports")
+    add("--case-deadline", type=float, metavar="SECONDS",
+        help="hard bound of one case (default: 4 x its longest wait, from the profile's limits)")
+    add("--mqtt-statement", action="append", default=[], metavar="ID",
+        help="only the cases that cite this statement, e.g. MQTT-3.1.2-24 (repeatable)")
+    add("--mqtt-section", action="append", default=[], metavar="N.N",
+        help="only the cases citing a statement of this spec section, e.g. 3.8 or 3.1.2 (repeatable)")
 
 
 def _options(config: pytest.Config) -> Options:
@@ -76,7 +91,7 @@ def _options(config: pytest.Config) -> Options:
         username=get("username"), password=get("password"), ca_file=get("ca_file"), cert_file=get("cert_file"),
         key_file=get("key_file"), insecure=get("insecure"), embedded=get("embedded"),
         response_timeout=get("response_timeout"), capabilities=list(get("capability") or []),
-        started_by_cli=bool(get("embedded_started")),
+        started_by_cli=bool(get("embedded_started")), broker_command=get("broker_command"),
     )
 
 
@@ -86,11 +101,20 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         options.selected_versions()
         load_options_profile(options)
+        check_baseline(config.getoption("baseline"))
+        problem = check_known([normalize_statement(s) for s in config.getoption("mqtt_statement")],
+                              config.getoption("mqtt_section"), options.selected_versions())
+        if problem:
+            raise ConfigError(problem)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RECORDS] = []
     if not hasattr(config, "workerinput"):
         config.stash[STATE] = RunState(options)
+    if config.getoption("case_deadline") is not None and config.getoption("case_deadline") <= 0:
+        raise pytest.UsageError("--case-deadline must be a number of seconds above 0")
+    if not config.getoption("usepdb"):  # a debugger session must not be cut short
+        config.pluginmanager.register(CaseDeadlines(_case_budget, _case_probes), "mqttc-case-deadline")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -109,6 +133,23 @@ def _controller_target(config: pytest.Config) -> Target:
     raise AssertionError("unreachable")
 
 
+def _case_budget(item: pytest.Item) -> float | None:
+    """The hard deadline of a case (None: not a case, no watchdog)."""
+    spec = _spec(item)
+    if spec is None:
+        return None
+    try:
+        limits = _worker_state(item.config).target.profile.limits
+    except Exception:  # noqa: BLE001 - no target yet: the case's setup will say why; bound it anyway
+        limits = load_options_profile(_options(item.config)).limits
+    return case_budget(limits, spec.timer, item.config.getoption("case_deadline"))
+
+
+def _case_probes(item: pytest.Item) -> list[Probe]:
+    ctx: CaseContext | None = item.stash.get(CTX, None)
+    return list(ctx.probes) if ctx is not None else []
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: resolve the target once and hand it to each worker, with the case durations
@@ -120,6 +161,8 @@ def pytest_configure_node(node: Any) -> None:
             report_dir = Path(node.config.getoption("report_dir"))
             node.config.stash[DURATIONS] = recorded_durations(report_dir / "results.json", target.name)
         node.workerinput["mqttc_durations"] = node.config.stash[DURATIONS]
+        # the managed broker's supervisor state (the worker process may predate the variable)
+        node.workerinput["mqttc_supervisor"] = os.environ.get(supervisor.ENV, "")
 
 
 def _wants_target(config: pytest.Config) -> bool:
@@ -151,10 +194,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(getattr(item, "callspec", None), "params", {})
         if spec is not None and params.get("mqtt_version") not in catalogue.VERSIONS:
             dropped.append(item)  # no statement for a selected version (an empty parameter set)
+        elif spec is not None and not _selected(config, spec, params["mqtt_version"]):
+            dropped.append(item)  # not what --mqtt-statement / --mqtt-section asked for
         else:
             keep.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
+    _check_selection(config, keep)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     has_cases = any(_spec(item) for item in keep)
     if workers > 1 and has_cases:
@@ -163,6 +209,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
     if STATE in config.stash and has_cases and not config.getoption("collectonly"):
         _worker_state(config)  # resolve the target (and fail fast if unreachable) before any case runs
+
+
+def _selected(config: pytest.Config, spec: CaseSpec, version: str) -> bool:
+    statements = [normalize_statement(s) for s in config.getoption("mqtt_statement")]
+    return selects(spec, version, statements, config.getoption("mqtt_section"))
+
+
+def _check_selection(config: pytest.Config, keep: list[pytest.Item]) -> None:
+    """A --mqtt-statement or --mqtt-section that selects no case is a usage error (exit 2), not an empty run.
+    (An xdist worker only deselects: the CLI checks the selection before it starts them.)"""
+    wanted = describe(config.getoption("mqtt_statement"), config.getoption("mqtt_section"))
+    if wanted and not any(_spec(item) for item in keep) and not hasattr(config, "workerinput"):
+        versions = _options(config).selected_versions()
+        pytest.exit(f"mqtt-conformance: no case cites {wanted} (MQTT {' or '.join(versions)}); "
+                    "see `mqtt-conformance list`", returncode=2)
 
 
 def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[str]:
@@ -231,6 +292,8 @@ def _worker_state(config: pytest.Config) -> WorkerState:
         if workerinput is not None and "mqttc_target" in workerinput:
             options = _options(config)
             data = json.loads(workerinput["mqttc_target"])
+            if workerinput.get("mqttc_supervisor"):
+                os.environ[supervisor.ENV] = workerinput["mqttc_supervisor"]
             profile = load_profile(data["profile"]) if data.get("profile") else load_options_profile(options)
             if options.response_timeout:
                 profile.limits["response_timeout"] = options.response_timeout
@@ -312,10 +375,12 @@ class CaseContext:
 
 @pytest.fixture
 def case_context(request: pytest.FixtureRequest, mqtt_run: WorkerState, mqtt_version: str):  # noqa: ANN201
+    _await_restart(mqtt_run)
     if mqtt_run.dead:
         raise BrokerGone(f"broker is gone ({mqtt_run.dead}); case not run")
     if mqtt_version not in mqtt_run.target.urls:
-        raise Unsupported(f"the target does not speak MQTT {mqtt_version}")
+        why = mqtt_run.target.unsupported_versions.get(mqtt_version, "no URL for it")
+        raise Unsupported(f"the target does not speak MQTT {mqtt_version}: {why}")
     spec = _spec(request.node)
     ctx = CaseContext(mqtt_run, mqtt_version, spec)
     request.node.stash[CTX] = ctx
@@ -381,7 +446,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})
     judged["duration"] += report.duration
     if call.when in ("setup", "call") and (call.excinfo is not None or call.when == "call"):
-        judgement = _with_reservations(item, judge(call.excinfo, spec))
+        judgement = _with_reservations(item, judge(call.excinfo, spec, version))
+        judgement = deadline_verdict(item, judgement)
         judgement = _recheck_broker(item, version, judgement)
         judged["judgement"] = judgement
         _shape_report(item, report, judgement, spec, version)
@@ -401,6 +467,34 @@ def _with_reservations(item: pytest.Item, judgement: Judgement) -> Judgement:
     return Judgement(Verdict.NON_STRICT, "; ".join(ctx.transcript.reservations))
 
 
+def _ports(target: Target) -> list[int]:
+    return sorted({target.endpoint(v).port for v in target.urls})
+
+
+def _await_restart(state: WorkerState) -> None:
+    """A case of a managed broker that is being restarted waits for it (bounded), instead of ERROR."""
+    if state.dead:
+        return
+    current = supervisor.wait_until_up(_ports(state.target))
+    if current is not None and current["gave_up"]:
+        state.dead = f"the managed broker {current.get('why', 'is gone')}"
+
+
+def _managed_crash(item: pytest.Item, state: WorkerState, version: str) -> str | None:
+    """For a broker this run manages: whether it crashed during this case (then waits for its restart).
+    None for a broker the harness did not start, or one that did not crash."""
+    ports = _ports(state.target)
+    if supervisor.read_state(ports) is None:
+        return None
+    started = item.stash.get(JUDGED, {}).get("start", time.time())
+    # a dead process is seen by the supervisor within POLL; the grace covers a broker that closes first
+    crash = supervisor.crash_since(ports, started, 0.0 if state.alive(version) else 2.0)
+    if crash is None:
+        return None
+    _await_restart(state)
+    return f"broker crashed during this case: {supervisor.describe(crash)}"
+
+
 def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Judgement:
     """A failure while the broker is gone is not the broker's verdict: ERROR, and the rest fast."""
     if judgement.verdict not in (Verdict.FAIL, Verdict.ERROR, Verdict.NON_STRICT):
@@ -408,9 +502,15 @@ def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Ju
     state = item.config.stash.get(WORKER, None)
     if state is None or state.dead or version not in state.target.urls:
         return judgement
+    crashed = _managed_crash(item, state, version)
+    if crashed is not None:
+        return Judgement(Verdict.ERROR, f"{crashed}{supervisor.REJUDGED}{judgement.message}")
     if not state.alive(version):
         state.dead = f"no longer accepts connections after {item.name}"
         return Judgement(Verdict.ERROR, f"broker stopped accepting connections: {judgement.message}")
+    if not broker_answers(state.target, version):  # hung: every later case would only time out
+        state.dead = f"accepts connections but no longer answers a CONNECT, after {item.name}"
+        return Judgement(Verdict.ERROR, f"broker stopped answering (no CONNACK to a fresh CONNECT): {judgement.message}")
     return judgement
 
 
@@ -432,6 +532,7 @@ def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judge
     strict = item.config.getoption("mqtt_strict")
     ctx: CaseContext | None = item.stash.get(CTX, None)
     ids = ", ".join(spec.statements[version])
+    report.user_properties.append((VERDICT_KEY, verdict.value))  # pytest's counts in the suite's verdicts
     if verdict == Verdict.PASS:
         return
     if verdict in (Verdict.INFORMATIONAL,) or (verdict == Verdict.NON_STRICT and not strict):
@@ -447,11 +548,15 @@ def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judge
     if deviation is not None:
         report.outcome = "skipped"
         report.wasxfail = f"known deviation {deviation.statement}: {deviation.reason}"
+        report.user_properties[-1] = (VERDICT_KEY, "KNOWN")
         return
     report.outcome = "failed"
     if verdict != Verdict.ERROR or "harness error" not in message:
-        transcript = ctx.transcript.text() if ctx else ""
-        report.longrepr = f"{verdict} [{ids}] {message}\n\nwire transcript:\n{transcript}"
+        # The transcripts are in the reports; the terminal gets them only when asked for (-v).
+        if ctx and item.config.getoption("verbose") > 0:
+            report.longrepr = f"{verdict} [{ids}] {message}\n\nwire transcript:\n{ctx.transcript.text()}"
+        else:
+            report.longrepr = f"{verdict} [{ids}] {message}\n(wire transcript: report.html, results.json; or -v)"
 
 
 def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, Any]) -> dict[str, Any]:
@@ -479,8 +584,10 @@ def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, A
         "started": round(judged["start"], 4),  # epoch seconds: with "worker", a timeline of the run
         "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
         "message": judgement.message,
+        "precondition": judgement.precondition,  # a failed setup step (see setup_steps)
+        "nodes": nodes_used(item),  # cluster cases: the nodes their clients ran on (see cluster)
         "description": doc,
-        "expectation": spec.expectation or (doc.splitlines()[0] if doc else ""),
+        "expectation": spec.expectation or whole_expectation(doc.splitlines()[0] if doc else "", doc),
         "timer": spec.timer,
         "transcript": ctx.transcript.to_json() if ctx else [],
         "pcap": None,
@@ -507,10 +614,14 @@ _CURRENT_RECORDS: list[dict[str, Any]] = []
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if hasattr(config, "workerinput") or not _CURRENT_RECORDS:
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    if hasattr(config, "workerinput") or not (_CURRENT_RECORDS or interrupted):
         return
     state: RunState = config.stash[STATE]
-    records = list(_CURRENT_RECORDS)
+    if not _CURRENT_RECORDS and state.target is None:
+        return  # interrupted before any case was even set up (or not a conformance run)
+    records = _attribute_crashes(config, state, list(_CURRENT_RECORDS))
+    records += _variant_records(config, state, records)
     _CURRENT_RECORDS.clear()
     target_json: dict[str, Any] = state.target.to_json() if state.target else {"name": "unknown", "urls": {}}
     if state.target is not None:
@@ -522,15 +633,113 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "mqtt_version": config.getoption("mqtt_version"), "strict": strict,
         "workers": getattr(config.option, "numprocesses", None) or 0, "baseline": config.getoption("baseline"),
     }
-    doc = document(target_json, started, time.time() - started, options, records, caps, strict)
+    doc = document(target_json, started, time.time() - started, options, records, caps, strict, interrupted)
     report_dir = Path(config.getoption("report_dir"))
     baseline_text = _apply_baseline(config, doc)
+    if interrupted:
+        doc["exit_code"] = 2  # a baseline must not turn a partial run into a success
     if not config.getoption("no_reports"):
         _render(doc, report_dir)
     write_results(report_dir / "results.json", doc)
     config._mqttc_summary = (doc, report_dir, baseline_text)  # type: ignore[attr-defined]
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = doc["exit_code"]
+
+
+def _attribute_crashes(config: pytest.Config, state: RunState, records: list[dict[str, Any]]) -> list[dict]:
+    """Charge each crash of the managed broker to the case that caused it (see supervisor.reconcile)."""
+    for rec in records:
+        rec.setdefault("crash", None)
+        rec.setdefault("variant", None)
+    target = state.target
+    if target is None or os.environ.get(supervisor.RERUN_ENV):
+        return records
+    current = supervisor.read_state(_ports(target))
+    if not current or not current["crashes"]:
+        return records
+    args, env = _rerun_args(config, target)
+    budget = 4 * case_budget(target.profile.limits, True, config.getoption("case_deadline")) + 30
+
+    def rerun(nodeid: str) -> dict[str, Any] | None:
+        return supervisor.rerun_case(nodeid, args, config.rootpath, budget, env)
+
+    def healthy() -> bool:
+        return all(_answers_connack(target, v) for v in target.urls)
+
+    result = supervisor.reconcile(records, current["crashes"], rerun, healthy, _ports(target))
+    for rec in result:
+        if rec.get("crash"):
+            _mark_deviation(target, rec)
+    return result
+
+
+def _rerun_args(config: pytest.Config, target: Target) -> tuple[list[str], dict[str, str]]:
+    """The options of this run that a re-run of one case needs: the same target, profile and limits."""
+    args, env = _common_args(config)
+    args.append("--embedded-started")
+    for version, url in target.urls.items():
+        args += ["--broker", f"{version}={url}"]
+    if target.profile.path:
+        args += ["--profile", target.profile.path]
+    for text in config.getoption("capability") or []:
+        args += ["--capability", text]
+    return args, env
+
+
+def _common_args(config: pytest.Config) -> tuple[list[str], dict[str, str]]:
+    """The options of this run that do not name the target: version, credentials, TLS, limits."""
+    get = config.getoption
+    args = ["--rootdir", str(config.rootpath), "--mqtt-version", get("mqtt_version")]
+    for flag, value in (("--username", get("username")), ("--ca-file", get("ca_file")),
+                        ("--cert-file", get("cert_file")), ("--key-file", get("key_file")),
+                        ("--response-timeout", get("response_timeout")), ("--case-deadline", get("case_deadline"))):
+        if value is not None:
+            args += [flag, str(value)]
+    args += [flag for flag, on in (("--insecure", get("insecure")), ("--mqtt-strict", get("mqtt_strict"))) if on]
+    env = {"MQTT_CONFORMANCE_PASSWORD": get("password")} if get("password") else {}
+    return args, env
+
+
+def _variant_records(config: pytest.Config, state: RunState, records: list[dict[str, Any]]) -> list[dict]:
+    """The UNSUPPORTED cases re-run against each config variant the profile declares (see variants)."""
+    target = state.target
+    if target is None or not target.profile.variants or os.environ.get(supervisor.RERUN_ENV):
+        return []
+    from . import variants
+
+    nodeids = variants.candidates(records, target.unsupported_versions)
+    args, env = _common_args(config)
+    added: list[dict[str, Any]] = []
+    for variant in target.profile.variants if nodeids else []:
+        try:
+            added += variants.run_variant(variant, nodeids, args, config.rootpath, target.profile.path,
+                                          tuple(target.urls), env)
+        except Exception as exc:  # noqa: BLE001 - a variant that cannot start must not lose the main run
+            print(f"mqtt-conformance: variant {variant['name']} not run: {exc}", file=sys.stderr)
+    return added
+
+
+def _answers_connack(target: Target, version: str) -> bool:
+    """A CONNECT answered by a CONNACK: the barrier that shows the broker survived a re-run."""
+    limits = target.profile.limits
+    probe = Probe(target.endpoint(version), version, Transcript(), name="health", client_id="",
+                  timing=Timing(response=limits["connect_timeout"], connect=limits["connect_timeout"]),
+                  tls=target.tls, username=target.credentials.username, password=target.credentials.password)
+    try:
+        probe.connect(expect_code=None)
+        return True
+    except Exception:  # noqa: BLE001 - no CONNACK, whatever the way: not healthy
+        return False
+    finally:
+        probe.close()
+
+
+def _mark_deviation(target: Target, rec: dict[str, Any]) -> None:
+    """A case graded FAIL for a crash is a known deviation if the profile lists it."""
+    name = rec["id"].split("::")[-1]
+    dev = target.profile.deviation_for(rec["statements"], rec["mqtt_version"], name)
+    rec["known_deviation"] = dev is not None
+    rec["deviation"] = {"statement": dev.statement, "reason": dev.reason, "evidence": dev.evidence} if dev else None
 
 
 def _final_capabilities(config: pytest.Config, state: RunState) -> dict[str, Any]:
@@ -559,7 +768,9 @@ def _apply_baseline(config: pytest.Config, doc: dict[str, Any]) -> str:
         raise pytest.UsageError(f"baseline {path}: {exc}") from None
     comparison = compare_to_baseline(doc, baseline)
     doc["baseline"] = {"file": path, "new_failures": len(comparison.new_failures),
-                       "fixed": len(comparison.fixed), "exit_code": comparison.exit_code}
+                       "fixed": len(comparison.fixed), "now_unsupported": len(comparison.now_unsupported),
+                       "still_failing": len(comparison.still_failing), "exit_code": comparison.exit_code,
+                       **comparison.ids()}
     doc["exit_code"] = comparison.exit_code
     return comparison.describe()
 
@@ -579,12 +790,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     summary = getattr(config, "_mqttc_summary", None)
     if summary is None:
         return
-    doc, report_dir, baseline_text = summary
-    counts = ", ".join(f"{n} {v}" for v, n in doc["summary"].items() if n)
-    deviations = sum(1 for c in doc["cases"] if c["known_deviation"])
+    doc, report_dir, _ = summary
     terminalreporter.section("mqtt-conformance")
-    terminalreporter.write_line(f"target: {doc['target']['name']} {doc['target'].get('urls', {})}")
-    terminalreporter.write_line(f"verdicts: {counts}" + (f" ({deviations} known deviations)" if deviations else ""))
-    if baseline_text:
-        terminalreporter.write_line(baseline_text)
-    terminalreporter.write_line(f"results: {report_dir / 'results.json'}")
+    for line in summary_lines(doc, report_dir, bool(config.getoption("no_reports")))[1:]:
+        terminalreporter.write_line(line)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """pytest's "N passed, M failed" line in the suite's verdicts (NON-STRICT is not "passed")."""
+    return teststatus(report)

@@ -43,6 +43,7 @@ from .codec import (
 from .codec.errors import HarnessError
 from .codec.properties import BY_NAME
 from .codec.wire import V50
+from .setup_steps import SUBACK_COUNT, UNSUBACK_COUNT, PreconditionFailed, failed_answer
 from .transcript import CLOSE, IN, NOTE, OUT, Transcript, describe
 from .transport import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
 from .verdicts import BrokerGone, BrokerViolation
@@ -141,6 +142,8 @@ class Probe:
         self._next_id = 0
         self._opened_at = 0.0
         self._sent_crafted = False  # the last packet sent was crafted or raw bytes
+        self._crafted_any = False  # a crafted packet or raw bytes went out on this connection
+        self.awaiting = ""  # what the current expect/collect_until/expect_closed/expect_nothing waits for
 
     # -- connection ----------------------------------------------------------------------------
     @property
@@ -172,6 +175,7 @@ class Probe:
         else:
             raise HarnessError(f"cannot send {item!r}")
         self._sent_crafted = packet is None
+        self._crafted_any = self._crafted_any or self._sent_crafted
         if packet is None:
             packet = self._try_decode(data)
         self.transcript.add(self.name, OUT, data, packet, note, self.level)
@@ -229,6 +233,10 @@ class Probe:
             self.closed = Closed(time.monotonic() - self._opened_at, None, reset)
             note = "connection closed by broker" + (" (reset)" if reset else "") + (f": {why}" if why else "")
             self.transcript.add(self.name, CLOSE, note=note)
+            if self.transport is not None:
+                # Finish the close at once (TLS close_notify, WebSocket Close): mosquitto's WebSocket listener
+                # otherwise waits ~5 s for it over wss before it drops the client and publishes its Will.
+                self.transport.close()
 
     def _pump(self, deadline: float) -> bool:
         """Read once, until ``deadline`` at most. False when nothing more can come (closed or timed out)."""
@@ -276,11 +284,12 @@ class Probe:
         """The next packet must be of ``kind`` with the given field values (a set means any of them,
         a callable is a predicate; property names check the packet's properties)."""
         wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
+        self.awaiting = wanted
         packet = self.next(timeout)
         if packet is None:
             if self.closed is not None:
                 raise BrokerViolation(f"expected {wanted}, but the broker closed the connection")
-            raise BrokerViolation(f"expected {wanted}, but nothing arrived within {self._timeout(timeout):.1f} s")
+            raise self._missing(kind, f"expected {wanted}, but nothing arrived within {self._timeout(timeout):.1f} s")
         if not isinstance(packet, kind):
             raise BrokerViolation(f"expected {wanted}, got {describe(packet, self.level)}")
         wrong = mismatches(packet, fields)
@@ -297,6 +306,7 @@ class Probe:
                       **fields: Any) -> tuple[list[Packet], P]:
         """Wait for the first ``kind`` matching ``fields``; return (the packets that came before it,
         the match). With ``keep`` the earlier packets stay queued instead of being taken."""
+        self.awaiting = f"{kind.__name__.upper()}{_fields_text(fields)}"
         deadline = time.monotonic() + self._timeout(timeout)
         seen = 0
         while True:
@@ -314,9 +324,19 @@ class Probe:
             seen = len(self.inbox)
             if not self._pump(deadline):
                 wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
-                got = ", ".join(describe(p, self.level) for p in self.inbox if isinstance(p, Packet)) or "nothing"
+                got = ", ".join(describe(p, self.level) if isinstance(p, Packet) else f"malformed: {p}"
+                                for p in self.inbox) or "nothing"
                 why = "the broker closed the connection" if self.closed else f"not within {self._timeout(timeout):.1f} s"
-                raise BrokerViolation(f"expected {wanted}, {why}; received: {got}")
+                raise self._missing(kind, f"expected {wanted}, {why}; received: {got}")
+
+    def _missing(self, kind: type[Packet], message: str) -> BrokerViolation:
+        """An expected packet did not come. An answer to a request we encoded ourselves that never came
+        while the connection stayed open fails a setup step (setup_steps.ANSWER_STEPS). Not so after a
+        close (the broker's reaction to the request) or on a connection that carried crafted bytes: then
+        what follows may well be what the case is about."""
+        if self._crafted_any or self.closed is not None:
+            return BrokerViolation(message)
+        return failed_answer(kind.__name__.upper(), message)
 
     def expect_closed(self, timeout: float | None = None, reason_codes: Iterable[int] | None = None,
                       allow: tuple[type[Packet], ...] = (), barrier: bool | None = None) -> Closed:
@@ -328,6 +348,7 @@ class Probe:
         the wait ends ``CLOSE_GRACE`` later instead of after the whole timeout."""
         if barrier is None:  # only on an accepted connection: before CONNACK a PINGREQ is itself an error
             barrier = self._sent_crafted and timeout is None and self.connack is not None
+        self.awaiting = "the broker to close the connection"
         deadline = time.monotonic() + self._timeout(timeout)
         disconnect = None
         if barrier and self.closed is None and self.transport is not None:
@@ -367,6 +388,7 @@ class Probe:
     def expect_nothing(self, timeout: float | None = None, allow: tuple[type[Packet], ...] = ()) -> None:
         """Nothing may arrive: proved by a PINGREQ round trip (the broker answers in order)."""
         self.send(Pingreq(), note="barrier")
+        self.awaiting = "PINGRESP (the barrier: nothing else may come first)"
         deadline = time.monotonic() + self._timeout(timeout)
         while True:
             while self.inbox:
@@ -424,6 +446,9 @@ class Probe:
         packet_id = self.packet_id()
         self.send(Subscribe(packet_id=packet_id, subscriptions=subs, properties=properties or Properties()))
         suback = self.wait_for(Suback, packet_id=packet_id)
+        if len(suback.reason_codes) != len(subs):  # cases index the codes by filter
+            raise PreconditionFailed(f"SUBACK carries {len(suback.reason_codes)} return codes for "
+                                     f"{len(subs)} topic filters", [SUBACK_COUNT])
         if expect_codes is not None and tuple(suback.reason_codes) != tuple(expect_codes):
             raise BrokerViolation(f"SUBACK codes {suback.reason_codes}, expected {tuple(expect_codes)}")
         return suback
@@ -431,7 +456,11 @@ class Probe:
     def unsubscribe(self, *filters: str, properties: Properties | None = None) -> Unsuback:
         packet_id = self.packet_id()
         self.send(Unsubscribe(packet_id=packet_id, topic_filters=filters, properties=properties or Properties()))
-        return self.wait_for(Unsuback, packet_id=packet_id)
+        unsuback = self.wait_for(Unsuback, packet_id=packet_id)
+        if self.v5 and len(unsuback.reason_codes) != len(filters):
+            raise PreconditionFailed(f"UNSUBACK carries {len(unsuback.reason_codes)} reason codes for "
+                                     f"{len(filters)} topic filters", [UNSUBACK_COUNT])
+        return unsuback
 
     def publish(self, topic: str, payload: bytes | str = b"", qos: int = 0, retain: bool = False,
                 properties: Properties | None = None, **props: Any) -> Packet | None:

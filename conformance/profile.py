@@ -43,9 +43,12 @@ LIMITS = {
     # How long past the response timeout an event with no deadline of its own (the Will after an
     # abnormal close) is still awaited: one in that window is NON-STRICT (late), none at all FAIL.
     "event_late_window": 6.0,
+    # Hard bound of one case, in seconds (see conformance/deadline.py); 0: derived from the limits above.
+    "case_deadline": 0.0,
 }
 KNOWN_KEYS = {"extends", "name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
-              "capabilities", "limits", "deviations", "websocket_path", "notes"}
+              "capabilities", "limits", "deviations", "websocket_path", "notes", "managed",
+              "cluster", "variants"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Profile:
     capabilities: dict[str, Any] = field(default_factory=dict)  # only what the profile sets
     limits: dict[str, float] = field(default_factory=lambda: dict(LIMITS))
     deviations: list[Deviation] = field(default_factory=list)
+    cluster_nodes: dict[str, str] = field(default_factory=dict)  # [cluster] nodes: name -> URL ("" = target's)
+    managed: dict[str, Any] = field(default_factory=dict)  # [managed] command, ready_timeout: a broker to start
+    variants: list[dict[str, Any]] = field(default_factory=list)  # [[variants]]: other configs of that broker
 
     def deviation_for(self, statements: list[str], version: str, case_name: str,
                       scheme: str = "mqtt") -> Deviation | None:
@@ -142,6 +148,7 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
     unknown = set(data) - KNOWN_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_KEYS))}")
+    check_types(where, data)
     profile = Profile(name=str(data.get("name", "")), path=where if where != "profile" else None)
     versions = data.get("versions", ["3.1.1", "5.0"])
     bad = [v for v in versions if v not in catalogue.VERSIONS]
@@ -157,6 +164,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         parse_url(url)
         profile.urls[version] = url
     profile.embedded = data.get("embedded")
+    profile.managed = _managed(where, data.get("managed", {}))
+    profile.variants = [_variant(f"{where}: variants[{i}]", v) for i, v in enumerate(data.get("variants", []))]
     if "credentials" in data:
         profile.credentials = _identity(f"{where}: [credentials]", data["credentials"])
     for key, table in data.get("identities", {}).items():
@@ -168,12 +177,13 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
     unknown = set(caps) - set(CAPABILITIES)
     if unknown:
         raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(unknown))}; known: {', '.join(CAPABILITIES)}")
-    profile.capabilities = dict(caps)
+    profile.capabilities = {name: check_capability(f"{where}: [capabilities] {name}", name, value)
+                            for name, value in caps.items()}
     limits = data.get("limits", {})
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise ConfigError(f"{where}: unknown limits {', '.join(sorted(unknown))}; known: {', '.join(LIMITS)}")
-    profile.limits.update({k: float(v) for k, v in limits.items()})
+    profile.limits.update({k: check_limit(f"{where}: [limits] {k}", k, v) for k, v in limits.items()})
     for i, dev in enumerate(data.get("deviations", [])):
         missing = {"statement", "reason"} - set(dev)
         if missing:
@@ -182,11 +192,43 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         known = [v for v in ([version] if version else catalogue.VERSIONS) if dev["statement"] in catalogue.load(v)]
         if not known:
             raise ConfigError(f"{where}: deviations[{i}] cites unknown statement {dev['statement']} for MQTT {version or 'any'}")
+        check_deviation(f"{where}: deviations[{i}]", dev, Path(where).parent)
         transports = dev.get("transport", ())
         profile.deviations.append(Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""),
                                             dev.get("case", ""),
                                             (transports,) if isinstance(transports, str) else tuple(transports)))
+    if "cluster" in data:
+        from .cluster import parse_cluster
+
+        profile.cluster_nodes = parse_cluster(where, data["cluster"])
     return profile
+
+
+def _managed(where: str, table: Any) -> dict[str, Any]:
+    """[managed]: ``command`` (with {port}) that starts the user's broker, ``ready_timeout`` seconds."""
+    if not isinstance(table, dict) or set(table) - {"command", "ready_timeout"}:
+        raise ConfigError(f"{where}: [managed] takes command (a string with {{port}}) and ready_timeout (seconds)")
+    if "command" in table and not isinstance(table["command"], str):
+        raise ConfigError(f"{where}: [managed] command must be a string")
+    timeout = table.get("ready_timeout", 10)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where}: [managed] ready_timeout must be a number of seconds above 0")
+    return dict(table)
+
+
+def _variant(where: str, table: Any) -> dict[str, Any]:
+    """[[variants]]: ``name``, the broker as ``embedded`` (a registered name) or ``command`` (with {port}),
+    an optional ``profile`` (relative to this one) and ``capabilities`` overrides."""
+    if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+        raise ConfigError(f"{where} must be a table with a name")
+    unknown = set(table) - {"name", "embedded", "command", "profile", "capabilities"}
+    if unknown or ("embedded" in table) == ("command" in table):
+        raise ConfigError(f"{where} takes name, embedded or command (one of them), profile, capabilities")
+    caps = table.get("capabilities", {})
+    bad = set(caps) - set(CAPABILITIES)
+    if bad:
+        raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(bad))}")
+    return {**table, "capabilities": {k: check_capability(f"{where}: {k}", k, v) for k, v in caps.items()}}
 
 
 def parse_capability(text: str) -> tuple[str, Any]:
@@ -198,4 +240,84 @@ def parse_capability(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
-    return name, value
+    return name, check_capability(f"--capability {name}", name, value)
+
+
+# -- value checks: every problem names where it is, the key and what is wrong ------------------------------
+_RANGES = {"maximum_qos": (0, 2), "topic_alias_maximum": (0, 65535), "receive_maximum": (1, 65535),
+           "maximum_packet_size": (1, 268435460), "server_keep_alive": (0, 65535),
+           "maximum_client_id_length": (1, 65535)}
+_URL_CAPS = {"websocket_url", "client_certificate_url"}
+
+
+def check_capability(where: str, name: str, value: Any) -> Any:
+    """The capability's value if it has the right type and range; ConfigError otherwise."""
+    default = CAPABILITIES.get(name)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+    elif name in _RANGES:
+        low, high = _RANGES[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{where} must be an integer from {low} to {high}, not {value!r}")
+    elif not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    elif name in _URL_CAPS:
+        parse_url(value)
+    return value
+
+
+def check_limit(where: str, name: str, value: Any) -> float:
+    """A limit in seconds: a number above 0 (case_deadline: 0 means derived)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} must be a number of seconds, not {value!r}")
+    if value < 0 or (value == 0 and name != "case_deadline"):
+        raise ConfigError(f"{where} must be above 0 seconds, not {value!r}")
+    return float(value)
+
+
+def check_deviation(where: str, dev: dict[str, Any], profile_dir: Path) -> None:
+    """Text fields are strings; the evidence file exists (relative to the project, the profile or here)."""
+    for key in ("statement", "version", "reason", "evidence", "case"):
+        if key in dev and not isinstance(dev[key], str):
+            raise ConfigError(f"{where}.{key} must be a string, not {dev[key]!r}")
+    evidence = dev.get("evidence")
+    if evidence and not _evidence_exists(evidence, profile_dir):
+        raise ConfigError(f"{where}.evidence names {evidence}, which does not exist")
+
+
+def _evidence_exists(evidence: str, profile_dir: Path) -> bool:
+    from .resources import DATA_ROOT
+
+    path = Path(evidence)
+    return any(p.is_file() for p in (path, DATA_ROOT / path, profile_dir / path, profile_dir.parent.parent / path))
+
+
+_TOP_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "broker": str, "embedded": str, "versions": list, "brokers": dict, "credentials": dict,
+    "identities": dict, "tls": dict, "capabilities": dict, "limits": dict, "deviations": list,
+    "websocket_path": str, "notes": str,
+}
+_TABLE_TYPES: dict[str, dict[str, type]] = {
+    "credentials": {"username": str, "password": str, "password_env": str},
+    "tls": {"ca_file": str, "cert_file": str, "key_file": str, "insecure": bool},
+}
+
+
+def check_types(where: str, data: dict[str, Any]) -> None:
+    """The top-level keys and the [credentials] and [tls] values have the types a profile expects."""
+    for key, kind in _TOP_TYPES.items():
+        if key in data and not isinstance(data[key], kind):
+            raise ConfigError(f"{where}: {key} must be a {_kind_name(kind)}, not {data[key]!r}")
+    tables = [(table, data.get(table, {}), keys) for table, keys in _TABLE_TYPES.items()]
+    tables += [(f"identities.{name}", table, _TABLE_TYPES["credentials"])
+               for name, table in data.get("identities", {}).items() if isinstance(table, dict)]
+    tables.append(("brokers", data.get("brokers", {}), {v: str for v in data.get("brokers", {})}))
+    for table, values, keys in tables:
+        for key, value in values.items():
+            if key in keys and not isinstance(value, keys[key]):
+                raise ConfigError(f"{where}: [{table}] {key} must be a {_kind_name(keys[key])}, not {value!r}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return {str: "string", list: "list", dict: "table", bool: "true or false"}.get(kind, str(kind))  # type: ignore[arg-type]

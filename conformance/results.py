@@ -14,6 +14,8 @@ import pytest
 from . import __version__, catalogue
 from .case import CaseSpec
 from .codec.errors import HarnessError
+from .grading import NotDetected, explicit, not_detected_text
+from .setup_steps import precondition, precondition_text
 from .verdicts import (
     MUST,
     BrokerGone,
@@ -31,10 +33,12 @@ SCHEMA = 1
 class Judgement:
     verdict: Verdict
     message: str = ""
+    precondition: dict[str, Any] | None = None  # a failed setup step: {"step", "statement", "message"}
 
 
-def judge(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec) -> Judgement:
-    """Whose fault an exception is: the broker's (FAIL/NON-STRICT), ours (ERROR), or a grade."""
+def judge(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec, version: str | None = None) -> Judgement:
+    """Whose fault an exception is: the broker's (FAIL/NON-STRICT), ours (ERROR), or a grade. A broker
+    violation in a setup step the case does not test itself names that step (see setup_steps)."""
     if excinfo is None:
         return Judgement(Verdict.PASS)
     exc = excinfo.value
@@ -49,10 +53,16 @@ def judge(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec) -> Judgement:
         return Judgement(Verdict.INFORMATIONAL, message)
     if isinstance(exc, BrokerGone | HarnessError):
         return Judgement(Verdict.ERROR, message)
+    if isinstance(exc, NotDetected) and not explicit(version, spec.statements.get(version or "", ())):
+        return Judgement(Verdict.NON_STRICT, not_detected_text(message, version, ()))  # conformance/grading.py
     if isinstance(exc, AssertionError):
         if not isinstance(exc, BrokerViolation):
             message = _assertion_text(excinfo)
-        return Judgement(Verdict.FAIL if spec.level == MUST else Verdict.NON_STRICT, message)
+        verdict = Verdict.FAIL if spec.level == MUST else Verdict.NON_STRICT
+        failed = precondition(exc, spec.statements.get(version or "", ()), version)
+        if failed is not None:
+            return Judgement(verdict, precondition_text(failed), failed)
+        return Judgement(verdict, message)
     return Judgement(Verdict.ERROR, f"harness error: {type(exc).__name__}: {message}")
 
 
@@ -115,7 +125,10 @@ def exit_code(cases: list[dict[str, Any]], strict: bool) -> int:
 
 
 def document(target: dict[str, Any], started: float, duration: float, options: dict[str, Any],
-             cases: list[dict[str, Any]], capabilities: dict[str, Any], strict: bool) -> dict[str, Any]:
+             cases: list[dict[str, Any]], capabilities: dict[str, Any], strict: bool,
+             interrupted: bool = False) -> dict[str, Any]:
+    """The results.json document. An interrupted run (Ctrl-C) keeps the records it has and exits 2:
+    the cases that did not run are not a success."""
     cases = sorted(cases, key=lambda r: (r["mqtt_version"], r["module"], r["id"]))
     return {
         "schema": SCHEMA,
@@ -125,6 +138,7 @@ def document(target: dict[str, Any], started: float, duration: float, options: d
         "duration_s": round(duration, 3),
         "options": options,
         "summary": summarize(cases),
-        "exit_code": exit_code(cases, strict),
+        "exit_code": 2 if interrupted else exit_code(cases, strict),
+        "interrupted": interrupted,
         "cases": cases,
     }

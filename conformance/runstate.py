@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import catalogue
 from .brokers.base import EmbeddedBroker
+from .cluster import resolve_nodes
 from .profile import Identity, Profile, load_profile, parse_capability
+from .resources import DATA_ROOT, PROFILES_DIR
+from .supervisor import Supervisor
 from .target import Target, probe_capabilities
 from .transport import BrokerUnreachable, ConfigError, TlsOptions, check_reachable, parse_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROFILES_DIR = PROJECT_ROOT / "fixtures" / "targets"
+PROJECT_ROOT = DATA_ROOT  # the source checkout, or the copy of cases/ and fixtures/ an installed wheel carries
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Options:
     response_timeout: float | None = None
     capabilities: list[str] = field(default_factory=list)  # NAME=VALUE overrides
     started_by_cli: bool = False  # the CLI started the embedded broker and passes its URLs
+    broker_command: str | None = None  # a user's own broker the harness starts: "CMD ... {port} ..."
 
     def selected_versions(self) -> tuple[str, ...]:
         if self.mqtt_version == "all":
@@ -87,7 +90,9 @@ class RunState:
         self.options = options
         self.target: Target | None = None
         self.broker: EmbeddedBroker | None = None
+        self.supervisor: Supervisor | None = None
         self.capabilities: dict[str, dict[str, Any]] = {}
+        self.requested_urls: dict[str, str] = {}  # the target's URLs as given, refused versions included
 
     def ensure_target(self) -> Target:
         if self.target is None:
@@ -98,11 +103,12 @@ class RunState:
         opts = self.options
         opts.selected_versions()
         profile = load_options_profile(opts)
-        urls = parse_broker_args(opts.brokers) or dict(profile.urls)
+        urls = parse_broker_args(opts.brokers) or ({} if opts.broker_command else dict(profile.urls))
         embedded = not urls
         name = profile.name
         if embedded:
-            self.broker = start_embedded(opts.embedded or profile.embedded)
+            self.broker = start_managed(opts, profile)
+            self.supervisor = Supervisor(self.broker).start()  # restarts it after a crash
             if not opts.profile:
                 path = PROFILES_DIR / f"{self.broker.name}.toml"
                 if path.exists():
@@ -118,6 +124,7 @@ class RunState:
         embedded = embedded or opts.started_by_cli
         target = Target(name or next(iter(urls.values())), urls, profile, embedded, tls_options(opts, profile),
                         credentials(opts, profile))
+        target.nodes, target.node_control = resolve_nodes(profile.cluster_nodes, self.broker, opts.started_by_cli)
         for version in opts.selected_versions():
             if version in target.urls:
                 try:
@@ -125,7 +132,33 @@ class RunState:
                 except BrokerUnreachable as exc:
                     self.stop()
                     raise BrokerUnreachable(f"broker unreachable: {exc}") from None
+        self.requested_urls = dict(target.urls)  # before the pre-flight drops refused versions
+        self._preflight(target)
         return target
+
+    def _preflight(self, target: Target) -> None:
+        """One bounded CONNECT per selected version (see preflight): drop the versions the broker
+        refuses, stop the run (exit 2) on refused credentials, a non-MQTT answer or silence."""
+        from .preflight import run_preflight
+
+        selected = {v: target.endpoint(v) for v in self.options.selected_versions() if v in target.urls}
+        creds = target.credentials
+        try:
+            dropped = run_preflight(selected, target.tls, creds.username, creds.password)
+        except (ConfigError, BrokerUnreachable):
+            self.stop()
+            raise
+        for version, reason in dropped.items():
+            del target.urls[version]
+            target.unsupported_versions[version] = reason
+            announce(f"mqtt-conformance: MQTT {version} cases are UNSUPPORTED: {reason}")
+        for version in self.options.selected_versions():
+            if version not in target.urls and version not in target.unsupported_versions:
+                offered = ", ".join(target.versions) or "none"
+                target.unsupported_versions[version] = f"no URL for it (the target offers MQTT {offered})"
+        label = "the broker" if "://" in target.name else target.name
+        announce(f"mqtt-conformance: testing {label} at " + ", ".join(
+            f"MQTT {v} {e.host}:{e.port} ({e.scheme})" for v, e in selected.items() if v in target.urls))
 
     def caps(self, version: str) -> dict[str, Any]:
         if version not in self.capabilities:
@@ -133,9 +166,33 @@ class RunState:
         return self.capabilities[version]
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: stopping the broker is no crash
+            self.supervisor = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+_ANNOUNCED: set[str] = set()
+
+
+def announce(line: str) -> None:
+    """One line on stderr, once per process (the CLI and the plugin it runs both resolve the target)."""
+    if line not in _ANNOUNCED:
+        _ANNOUNCED.add(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+def start_managed(opts: Options, profile: Profile) -> EmbeddedBroker:
+    """The broker of ``--broker-command`` (or the profile's [managed] command), else the embedded one."""
+    command = opts.broker_command or profile.managed.get("command")
+    if not command:
+        return start_embedded(opts.embedded or profile.embedded)
+    from .brokers.command import CommandBroker
+
+    timeout = float(profile.managed.get("ready_timeout", 10.0))
+    return CommandBroker(command, timeout, tuple(profile.versions)).start()
 
 
 def start_embedded(name: str | None) -> EmbeddedBroker:

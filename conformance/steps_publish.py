@@ -24,6 +24,7 @@ from .codec import (
 )
 from .codec.reason_codes import ALLOWED_50, REASON_50
 from .probe import Probe
+from .setup_steps import ANSWER_STEPS, SESSION_RESUMED, PreconditionFailed
 from .steps import PERSISTENT, SENTINEL, MakeProbe
 from .transcript import IN, NOTE
 from .verdicts import BrokerViolation
@@ -49,8 +50,9 @@ def resume(make_probe: MakeProbe, client_id: str) -> Probe:
     probe = make_probe(client_id).connect(**PERSISTENT)
     assert probe.connack is not None
     if not probe.connack.session_present:
-        raise BrokerViolation("reconnected with Clean Session/Clean Start 0 to a session stored a moment "
-                              "before, but CONNACK says Session Present 0: the server dropped the session")
+        raise PreconditionFailed("reconnected with Clean Session/Clean Start 0 to a session stored a moment "
+                                 "before, but CONNACK says Session Present 0: the server dropped the session",
+                                 [SESSION_RESUMED])
     return probe
 
 
@@ -242,7 +244,8 @@ def _complete_one(probe: Probe, pending: dict[int, int], done: dict[int, Packet]
     packet = probe.next()
     if packet is None:
         why = "the broker closed the connection" if probe.closed else "nothing more arrived"
-        raise BrokerViolation(f"{len(pending)} publications still unacknowledged; {why}")
+        answer = ANSWER_STEPS["PUBREC" if 2 in pending.values() else "PUBACK"]  # the flows the case relies on
+        raise PreconditionFailed(f"{len(pending)} publications still unacknowledged; {why}", [answer])
     if isinstance(packet, Puback | Pubcomp) and packet.packet_id in pending:
         del pending[packet.packet_id]
         done[packet.packet_id] = packet

@@ -37,6 +37,7 @@ from .codec import (
     encode_varint,
 )
 from .codec.craft import Crafted
+from .grading import NotDetected
 from .probe import Probe
 from .steps import SENTINEL
 from .transcript import IN, describe
@@ -60,6 +61,7 @@ class Reaction:
     outcome: str  # CLOSED (as required), REFUSED (failure code, connection kept), ACCEPTED
     detail: str
     soft: bool = False  # closed as required, but with a DISCONNECT code that does not name the error
+    broken: bool = False  # the answer itself breaks a rule every server must keep (a SUBACK without codes)
 
     def __str__(self) -> str:
         return f"{self.what}: {self.detail}"
@@ -97,8 +99,9 @@ def react(probe: Probe, item: Packet | Crafted, what: str, *, close_codes: Itera
             codes_seen = tuple(packet.reason_codes) if isinstance(packet, Suback | Unsuback) else (
                 packet.reason_code,)
             text = describe(packet, probe.level)
-            if isinstance(packet, Unsuback) and not codes_seen:  # 3.1.1: UNSUBACK carries no code
-                return Reaction(what, ACCEPTED, f"answered {text}; the connection stayed open")
+            if not codes_seen:  # 3.1.1: UNSUBACK carries no code; a SUBACK without codes answers all the same
+                return Reaction(what, ACCEPTED, f"answered {text}; the connection stayed open",
+                                broken=isinstance(packet, Suback))
             code = codes_seen[index] if index < len(codes_seen) else codes_seen[-1]
             if code >= 0x80:
                 return Reaction(what, REFUSED, f"refused with {text} but the connection stayed open")
@@ -116,8 +119,11 @@ def _codes(codes: Iterable[int]) -> str:
 def judge(reactions: Sequence[Reaction], rule: str) -> None:
     """Grade a set of reactions to violations of ``rule`` (see the module docstring)."""
     accepted = [r for r in reactions if r.outcome == ACCEPTED]
-    if accepted:
-        raise BrokerViolation(f"{rule}; the broker did not treat as a violation: " + "; ".join(map(str, accepted)))
+    if any(r.broken for r in accepted):  # a SUBACK without reason codes: FAIL whatever the rule's class
+        raise BrokerViolation(f"{rule}; the broker answered with a SUBACK without reason codes: "
+                              + "; ".join(map(str, accepted)))
+    if accepted:  # graded by conformance/grading.py: FAIL or, for a 5.0 error only 4.13.1-1 names, NON-STRICT
+        raise NotDetected(f"{rule}; the broker did not treat as a violation: " + "; ".join(map(str, accepted)))
     refused = [r for r in reactions if r.outcome == REFUSED]
     if refused:
         raise NonStrict(f"{rule}, a protocol violation on which the spec requires closing the connection; "

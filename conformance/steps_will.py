@@ -19,6 +19,7 @@ from typing import Any
 
 from .codec import Connack, Connect, Disconnect, Properties, Publish, Subscription, Will, segments
 from .probe import Probe
+from .setup_steps import SUBSCRIPTION_GRANTED, PreconditionFailed
 from .steps import received_before_sentinel
 from .transcript import NOTE, describe
 from .verdicts import BrokerViolation, NonStrict
@@ -31,7 +32,8 @@ WILL_PAYLOAD = b"last will"
 TIMER_TICK = 1.0
 SCHEDULING_SLACK = 0.25
 ON_TIME = TIMER_TICK + SCHEDULING_SLACK
-# Only for grading lateness (a SHOULD, so NON-STRICT at worst): besides its one-second tick, a broker's
+# Only for grading lateness (NON-STRICT at worst: 3.1.2-8 obliges the server to publish the Will once it is
+# due but sets no deadline, and no statement asks for promptness; see docs/grading.md): besides its one-second tick, a broker's
 # loop may sleep up to a second between timer checks, and in a parallel run on a small machine it is
 # scheduled later still. Measured on 2 CPUs (mosquitto): a 1 s Will Delay came 1.0-2.0 s after the
 # close serially, 1.2-2.2 s in 8-worker runs, now and then 2.6 s and more.
@@ -61,8 +63,9 @@ def watch_will(make_probe: MakeProbe, topic_prefix: str, *, topic: str | None = 
     suback = observer.subscribe(Subscription(topic, qos, retain_as_published=retain_as_published),
                                 Subscription(sentinel, max(qos, 1)))
     granted = suback.reason_codes[0]
-    if granted >= 0x80:
-        raise BrokerViolation(f"the broker refused the observer's subscription to {topic} (0x{granted:02X})")
+    if granted >= 0x80:  # not what the Will cases test: a failed precondition
+        raise PreconditionFailed(f"the broker refused the observer's subscription to {topic} (0x{granted:02X})",
+                                 [SUBSCRIPTION_GRANTED])
     return WillWatch(observer, topic, sentinel, granted)
 
 
@@ -106,11 +109,13 @@ def timed_will(watch: WillWatch, will: Will, since: float, timeout: float, **fie
 
 def judge_timing(elapsed: float, earliest: float, due: float, event: str) -> None:
     """A timed event ``elapsed`` s after the close: FAIL before ``earliest`` (less loopback scheduling),
-    NON-STRICT more than two timer ticks (plus slack) after ``due`` (promptness is a SHOULD)."""
+    NON-STRICT more than two timer ticks (plus slack) after ``due`` (the spec sets no deadline, so late is
+    not a FAIL; docs/grading.md)."""
     if elapsed < earliest - SCHEDULING_SLACK:
         raise BrokerViolation(f"{event} {elapsed:.2f} s after the close, before the {earliest:g} s it must wait")
     if elapsed > due + LATE_BOUND:
-        raise NonStrict(f"{event} {elapsed:.2f} s after the close; it was due after {due:g} s")
+        raise NonStrict(f"{event} {elapsed:.2f} s after the close; it was due after {due:g} s (the spec sets "
+                        "no deadline, so late is not a FAIL)")
 
 
 def note(probe: Probe, text: str) -> None:

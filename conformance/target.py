@@ -21,6 +21,12 @@ class Target:
     embedded: bool = False
     tls: TlsOptions = field(default_factory=TlsOptions)
     credentials: Identity = field(default_factory=Identity)
+    # versions the pre-flight found the broker refuses, with the reason (their cases are UNSUPPORTED)
+    unsupported_versions: dict[str, str] = field(default_factory=dict)
+    # cluster targets (see cluster.py): node name -> URL ("" = the URL of the case's version), and how a
+    # managed cluster stops and starts one node
+    nodes: dict[str, str] = field(default_factory=dict)
+    node_control: dict[str, Any] = field(default_factory=dict)
 
     def endpoint(self, version: str) -> Endpoint:
         return parse_url(self.urls[version])
@@ -31,12 +37,16 @@ class Target:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.path,
-                "capability_overrides": self.profile.capabilities}
+                "capability_overrides": self.profile.capabilities,
+                "unsupported_versions": self.unsupported_versions,
+                "nodes": self.nodes, "node_control": self.node_control}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], profile: Profile, tls: TlsOptions, credentials: Identity) -> Target:
         profile.capabilities.update(data.get("capability_overrides", {}))
-        return cls(data["name"], data["urls"], profile, data["embedded"], tls, credentials)
+        return cls(data["name"], data["urls"], profile, data["embedded"], tls, credentials,
+                   dict(data.get("unsupported_versions", {})),
+                   nodes=dict(data.get("nodes", {})), node_control=dict(data.get("node_control", {})))
 
 
 _CONNACK_CAPS = {

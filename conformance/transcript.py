@@ -8,6 +8,7 @@ from typing import Any
 
 from .codec import Connect, MalformedPacket, Packet, Properties, reason_name
 from .codec.wire import V50
+from .secrets import mask_bytes, mask_text
 
 OUT, IN, NOTE, CLOSE = "out", "in", "note", "close"
 TEXT_ARROWS = {OUT: "->", IN: "<-", NOTE: "  ", CLOSE: "xx"}  # directions in a plain-text transcript
@@ -103,18 +104,17 @@ class Transcript:
     def add(self, probe: str, direction: str, data: bytes = b"", packet: Any = None, note: str = "",
             level: int = 4) -> Event:
         data, packet = self._mask(data, packet)
+        note = mask_text(note, self.secrets)
         event = Event(self.now(), probe, direction, data, packet, note, level)
         self.events.append(event)
         return event
 
     def _mask(self, data: bytes, packet: Any) -> tuple[bytes, Any]:
-        for secret in self.secrets:
-            if secret and secret in data:
-                data = data.replace(secret, b"*" * len(secret))
+        data = mask_bytes(data, self.secrets)  # any run of a secret: a case may send only part of one
         if isinstance(packet, Connect) and packet.password is not None:
             from dataclasses import replace
 
-            packet = replace(packet, password=b"***")
+            packet = replace(packet, password=b"*" * len(packet.password))
         return data, packet
 
     def reserve(self, probe: str, text: str) -> None:

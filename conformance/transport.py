@@ -54,6 +54,8 @@ class Endpoint:
 
 
 def parse_url(url: str) -> Endpoint:
+    if "://" not in url and "/" in url:  # "mqtt//x" or "mqtt:/x" is a mistyped URL, not host "mqtt"
+        raise ConfigError(f"broker URL {url!r} is malformed: expected SCHEME://HOST[:PORT] or HOST[:PORT]")
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
     if parts.scheme not in DEFAULT_PORTS:
         raise ConfigError(f"broker URL {url!r}: scheme must be one of {', '.join(DEFAULT_PORTS)}")

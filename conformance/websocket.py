@@ -78,6 +78,11 @@ class WebSocketTransport(Transport):
                     self.inner.send(frame(OP_PONG, payload))
                     continue
                 if opcode == OP_CLOSE:
+                    # RFC 6455 5.5.1: answer the server's Close. Without it libwebsockets waits for the
+                    # close handshake to time out (5 s) before mosquitto drops the client (and sends its Will).
+                    if not self.closed:
+                        with contextlib.suppress(OSError):
+                            self.inner.send(frame(OP_CLOSE, payload[:2]))
                     self.closed = True
                     return b""
                 continue

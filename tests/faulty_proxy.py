@@ -314,3 +314,41 @@ __all__ = [
     "B2C", "C2B", "CLOSE", "DROP", "FORWARD", "KILL", "STALL", "Action", "Delay", "Fault", "FaultyProxy", "Frame",
     "ProxyConnection", "Replace", "non_minimal_remaining_length", "remaining_length_bytes",
 ]
+
+
+# -- broker faults for the precision self-tests (tests/test_precision.py) ----------------------------------
+def never_ack_qos2(frame: Frame) -> Action | None:
+    """A broker that never acknowledges a client's QoS 2 PUBLISH: PUBREC and PUBCOMP to the client vanish."""
+    if frame.direction == B2C and frame.name in ("PUBREC", "PUBCOMP"):
+        return DROP
+    return None
+
+
+def empty_suback(frame: Frame) -> Action | None:
+    """A broker whose SUBACK carries no return codes (its packet identifier, 5.0: an empty property list)."""
+    packet = frame.packet
+    if frame.direction == B2C and isinstance(packet, Packet) and packet.name == "SUBACK":
+        body = packet.packet_id.to_bytes(2, "big") + (b"\x00" if frame.conn.level == 5 else b"")  # type: ignore[attr-defined]
+        return Replace(bytes([0x90, len(body)]) + body)
+    return None
+
+
+__all__ += ["empty_suback", "never_ack_qos2"]
+
+
+# -- a broker that speaks 3.1.1 only (tests/test_preflight.py) ------------------------------------------------
+V311_REFUSES_LEVEL = bytes([0x20, 0x02, 0x00, 0x01])  # 3.1.1 CONNACK: unacceptable protocol version
+
+
+def only_v311(frame: Frame) -> Action | None:
+    """A 3.1.1-only broker: a 5.0 CONNECT gets the 3.1.1 CONNACK with return code 1, then the close."""
+    packet = frame.packet
+    if frame.direction == C2B and isinstance(packet, Connect) and frame.conn.level == 5:
+        client = frame.conn.transports[0]
+        client.write(V311_REFUSES_LEVEL)
+        client.close()  # close() flushes the CONNACK first (abort would not)
+        return DROP
+    return None
+
+
+__all__ += ["V311_REFUSES_LEVEL", "only_v311"]

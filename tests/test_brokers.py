@@ -51,10 +51,12 @@ def _skip_unless_available(name: str) -> pytest.MarkDecorator:
     )
 
 
-BROKER_PARAMS = [pytest.param(name, id=name, marks=_skip_unless_available(name)) for name in REGISTRY]
+# one process per broker; the managed cluster (several node processes) has tests/test_cluster.py
+SINGLE = [name for name in REGISTRY if name != "rabbitmq-cluster"]
+BROKER_PARAMS = [pytest.param(name, id=name, marks=_skip_unless_available(name)) for name in SINGLE]
 VERSION_PARAMS = [
     pytest.param(name, version, id=f"{name}-{version}", marks=_skip_unless_available(name))
-    for name, cls in REGISTRY.items()
+    for name, cls in REGISTRY.items() if name in SINGLE
     for version in cls.versions
 ]
 
@@ -196,7 +198,7 @@ def leftovers(pgid: int, workdir: Path) -> list[str]:
 
 def test_registry_names_and_classes():
     assert set(REGISTRY) == {"mosquitto", "mosquitto-auth", "mosquitto-limited", "rumqttd", "amqtt", "aedes", "ejabberd",
-                             "rabbitmq"}
+                             "rabbitmq", "rabbitmq-cluster"}
     for name, cls in REGISTRY.items():
         assert issubclass(cls, EmbeddedBroker)
         assert cls.name == name

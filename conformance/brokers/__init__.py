@@ -22,6 +22,7 @@ from .ejabberd import Ejabberd
 from .mosquitto import Mosquitto, MosquittoLimited
 from .mosquitto_auth import MosquittoAuth
 from .rabbitmq import RabbitMQ
+from .rabbitmq_cluster import RabbitMQCluster
 from .rumqttd import Rumqttd
 
 
@@ -41,6 +42,7 @@ REGISTRY: dict[str, type[EmbeddedBroker]] = {
     "aedes": Aedes,
     "ejabberd": Ejabberd,
     "rabbitmq": RabbitMQ,
+    "rabbitmq-cluster": RabbitMQCluster,
 }
 
 
@@ -63,6 +65,7 @@ def available_brokers() -> list[str]:
 
 
 __all__ = [
-    "REGISTRY", "Aedes", "Amqtt", "EmbeddedBroker", "Ejabberd", "Mosquitto", "RabbitMQ", "Rumqttd", "UnknownBroker",
+    "REGISTRY", "Aedes", "Amqtt", "EmbeddedBroker", "Ejabberd", "Mosquitto", "RabbitMQ", "RabbitMQCluster", "Rumqttd",
+    "UnknownBroker",
     "available_brokers", "default_broker", "free_port", "get_broker", "wait_for_port",
 ]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "aedes"
+RUNNER_DIR = BROKER_FIXTURES / "aedes"
 
 
 def node_binary() -> str | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from string import Template
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "amqtt" / "amqtt.yaml"
+TEMPLATE = BROKER_FIXTURES / "amqtt" / "amqtt.yaml"
 
 
 class Amqtt(EmbeddedBroker):

@@ -69,6 +69,7 @@ class EmbeddedBroker:
         self.ports: dict[str, int] = {}
         self.process: subprocess.Popen | None = None
         self.log_path = self.workdir / "broker.log"
+        self.launch_command: list[str] = []
 
     @classmethod
     def available(cls) -> bool:
@@ -107,21 +108,44 @@ class EmbeddedBroker:
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
-        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, cwd=self.workdir, env=self.env(),
-            start_new_session=True,  # so that stop() can end the whole process group
-            preexec_fn=_die_with_parent,
-        )
+        self.launch_command = cmd
+        self._spawn("wb")
         atexit.register(self.stop)
         try:
-            for port in sorted(set(self.ports.values())):
-                wait_for_port(self.host, port, self.start_timeout, self.process)
+            self._wait_listening()
         except HarnessError as exc:
             tail = self.log_tail()  # before stop() removes the workdir
             self.stop()
             raise type(exc)(f"{self.name}: {exc}; log: {tail}") from None
         return self
+
+    def _spawn(self, log_mode: str) -> None:
+        log = open(self.log_path, log_mode)  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            self.launch_command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, cwd=self.run_dir(),
+            env=self.env(), start_new_session=True,  # so that stop() can end the whole process group
+            preexec_fn=_die_with_parent,
+        )
+
+    def _wait_listening(self) -> None:
+        for port in sorted(set(self.ports.values())):
+            wait_for_port(self.host, port, self.start_timeout, self.process)
+
+    def run_dir(self) -> Path:
+        """The broker's working directory."""
+        return self.workdir
+
+    def relaunch(self) -> None:
+        """After a crash: the same command again, on the same ports and config, appending to the log.
+        A port still held (TIME_WAIT, a dying child) gets a few bounded attempts."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._spawn("ab")
+            try:
+                self._wait_listening()
+                return
+            except BrokerExited:
+                if attempt == PORT_ATTEMPTS:
+                    raise
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

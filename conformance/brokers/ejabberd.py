@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "ejabberd" / "ejabberd.yml"
+TEMPLATE = BROKER_FIXTURES / "ejabberd" / "ejabberd.yml"
 APP_GLOBS = ("/usr/lib/*/ejabberd-*/ebin/ejabberd.app", "/usr/lib/ejabberd*/ebin/ejabberd.app",
              "/usr/lib/erlang/lib/ejabberd-*/ebin/ejabberd.app")
 

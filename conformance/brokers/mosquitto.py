@@ -21,9 +21,10 @@ import os
 import shutil
 from pathlib import Path
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "mosquitto"
+FIXTURES = BROKER_FIXTURES / "mosquitto"
 DYNSEC_PLUGIN_GLOBS = (
     "/usr/lib/*/mosquitto_dynamic_security.so",
     "/usr/lib/mosquitto_dynamic_security.so",

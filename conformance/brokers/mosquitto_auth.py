@@ -18,9 +18,10 @@ import subprocess
 from pathlib import Path
 
 from ..codec.errors import HarnessError
+from ..resources import BROKER_FIXTURES
 from .mosquitto import Mosquitto, mosquitto_binary
 
-PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "fixtures/brokers/mosquitto-auth/mqttc_auth_plugin.c"
+PLUGIN_SOURCE = BROKER_FIXTURES / "mosquitto-auth/mqttc_auth_plugin.c"
 AUTH_METHOD = "MQTTC-CHALLENGE"
 HEADERS = ("mosquitto.h", "mosquitto_broker.h", "mosquitto_plugin.h")
 INCLUDE_DIRS = ("/usr/include", "/usr/local/include")

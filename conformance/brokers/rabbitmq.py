@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import glob
 import os
-from pathlib import Path
 from string import Template
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "rabbitmq"
+FIXTURES = BROKER_FIXTURES / "rabbitmq"
 SERVER_SCRIPTS = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/lib/rabbitmq/sbin/rabbitmq-server")
 PLUGIN_GLOBS = ("/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_mqtt-*",)
 

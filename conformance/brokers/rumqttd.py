@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from string import Template
 
+from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brokers" / "rumqttd"
+FIXTURES = BROKER_FIXTURES / "rumqttd"
 TEMPLATE = FIXTURES / "rumqttd.toml"
 # Like ``python -m iotcore --config FILE``, minus rumqttd's per-packet tracing, and exiting when
 # rumqttd's router thread panics (the process would otherwise live on, closing every connection).

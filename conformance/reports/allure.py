@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from .model import Case, Run, catalogue, chapter_title, run_of, version_key
-from .transcript import as_text
+from .transcript import as_text, direction_label
 
+# NON-STRICT is not green: a SHOULD was not met. "broken" with its own category keeps it apart from
+# both broker violations (failed) and harness errors.
 STATUS = {
     "PASS": "passed", "FAIL": "failed", "ERROR": "broken", "UNSUPPORTED": "skipped",
-    "NON-STRICT": "passed", "INFORMATIONAL": "passed",
+    "NON-STRICT": "broken", "INFORMATIONAL": "passed",
 }
+MAX_STEPS = 80  # a flood test's transcript would bury the rest; the attachment has every entry
 SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
 NOTES = {
     "NON-STRICT": "NON-STRICT: permitted but discouraged behaviour (a SHOULD not met); fails under --strict.",
@@ -28,6 +31,8 @@ NOTES = {
 CATEGORIES = [  # matched in order: known deviations must not be mistaken for new violations
     {"name": "Known deviations", "matchedStatuses": ["failed"], "messageRegex": "(?s)known deviation.*"},
     {"name": "Broker violations", "matchedStatuses": ["failed"]},
+    {"name": "NON-STRICT (a SHOULD not met)", "matchedStatuses": ["broken"], "messageRegex": "(?s)NON-STRICT.*"},
+    {"name": "Interrupted run", "matchedStatuses": ["broken"], "messageRegex": "(?s)interrupted.*"},
     {"name": "Harness errors", "matchedStatuses": ["broken"]},
     {"name": "Unsupported by the target", "matchedStatuses": ["skipped"]},
 ]
@@ -62,6 +67,8 @@ def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: P
     message = case.message
     if case.known_deviation:
         message = f"known deviation: {case.deviation_reason or 'listed in the target profile'}\n{message}".rstrip()
+    elif case.verdict == "NON-STRICT":
+        message = f"NON-STRICT: {message}".rstrip()
     description = "\n\n".join(p for p in (case.description, f"Expectation: {case.expectation}" if case.expectation
                                            else "", NOTES.get(case.verdict, "")) if p)
     attachments = [_attach(out_dir, test_uuid, "transcript", "txt", "text/plain",
@@ -71,17 +78,20 @@ def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: P
         attachments.append(_attach(out_dir, test_uuid, "capture (pcap)", "pcap", "application/vnd.tcpdump.pcap",
                                    pcap.read_bytes()))
     stop_ms = start_ms + max(1, round(case.duration_s * 1000))
+    labels.append({"name": "thread", "value": str(case.raw.get("worker") or "main")})  # a timeline lane
+    status = STATUS.get(case.verdict, "broken")
+    # Identity without the statements: citing another statement must not start a new history.
     return {
         "uuid": test_uuid,
-        "historyId": hashlib.md5(f"{case.id}|{case.version}".encode()).hexdigest(),
-        "testCaseId": hashlib.md5(case.id.encode()).hexdigest(),
+        "historyId": hashlib.md5(f"{case.module}::{case.short_id}|{case.version}".encode()).hexdigest(),
+        "testCaseId": hashlib.md5(f"{case.module}::{case.name}".encode()).hexdigest(),
         "fullName": f"{case.module}::{case.short_id}" if case.module else case.id,
-        "name": f"{case.short_id} [{', '.join(case.statements)}]" if case.statements else case.short_id,
-        "status": STATUS.get(case.verdict, "broken"),
+        "name": case.short_id,
+        "status": status,
         "statusDetails": {"known": case.known_deviation, "muted": False, "flaky": False, "message": message},
         "stage": "finished",
         "description": description,
-        "steps": [],
+        "steps": steps_for(case, start_ms, stop_ms, status, message),
         "attachments": attachments,
         "parameters": [{"name": "mqtt_version", "value": case.version}, {"name": "verdict", "value": case.verdict}],
         "labels": labels,
@@ -91,10 +101,47 @@ def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: P
     }
 
 
+def steps_for(case: Case, start_ms: int, stop_ms: int, status: str, message: str) -> list[dict[str, Any]]:
+    """One step per wire event (packet sent or received, close, note), timed from the transcript, and
+    a last step carrying the verdict, so that Allure shows where the case went wrong."""
+    steps = []
+    for entry in case.transcript[:MAX_STEPS]:
+        t = entry.get("t")
+        at = start_ms + round(float(t) * 1000) if isinstance(t, int | float) else start_ms
+        at = min(max(at, start_ms), stop_ms)
+        name = f"{direction_label(entry)}: {entry.get('summary') or ''}".strip()
+        steps.append({"name": name[:300], "status": "passed", "stage": "finished", "start": at, "stop": at,
+                      "steps": [], "attachments": [], "parameters": []})
+    if len(case.transcript) > MAX_STEPS:
+        steps.append({"name": f"… {len(case.transcript) - MAX_STEPS} more wire events (see the transcript)",
+                      "status": "passed", "stage": "finished", "start": stop_ms, "stop": stop_ms,
+                      "steps": [], "attachments": [], "parameters": []})
+    verdict = f"verdict {case.verdict}" + (f": {message.splitlines()[0][:200]}" if message else "")
+    steps.append({"name": verdict, "status": status, "stage": "finished", "start": stop_ms, "stop": stop_ms,
+                  "statusDetails": {"message": message}, "steps": [], "attachments": [], "parameters": []})
+    return steps
+
+
 def _attach(out_dir: Path, test_uuid: str, name: str, ext: str, mime: str, data: bytes) -> dict[str, str]:
     source = f"{_uuid(test_uuid, name)}-attachment.{ext}"
     (out_dir / source).write_bytes(data)
     return {"name": name, "source": source, "type": mime}
+
+
+def _write_result(out_dir: Path, result: dict[str, Any]) -> list[Path]:
+    path = out_dir / f"{result['uuid']}-result.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    return [path, *(out_dir / a["source"] for a in result["attachments"])]
+
+
+def _interrupted_result(run: Run, at_ms: int) -> dict[str, Any]:
+    """A broken result standing for the cases an interrupted run never ran."""
+    message = f"interrupted: the run was stopped after {len(run.cases)} cases; the remaining cases did not run"
+    return {"uuid": _uuid(run.started_at, "interrupted"), "historyId": hashlib.md5(b"run-interrupted").hexdigest(),
+            "fullName": "mqtt-conformance::run interrupted", "name": "run interrupted", "status": "broken",
+            "statusDetails": {"message": message}, "stage": "finished", "description": message, "steps": [],
+            "attachments": [], "parameters": [], "links": [], "start": at_ms, "stop": at_ms + 1,
+            "labels": [{"name": "suite", "value": "mqtt-conformance"}, {"name": "host", "value": run.target_name}]}
 
 
 def _properties_line(key: str, value: str) -> str:
@@ -110,19 +157,22 @@ def write_allure(results: dict[str, Any], report_dir: Path) -> list[Path]:
     run = run_of(results)
     out_dir = report_dir / "allure-results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Cases ran partly in parallel and the results keep no start times: lay them end to end from the
-    # run start so that Allure's timeline and total duration stay plausible.
+    # Real start times (with the worker as the thread label, Allure's timeline shows the parallel lanes);
+    # results without them (older runs) are laid end to end from the run start.
     clock = round(run.start.timestamp() * 1000)
     written: list[Path] = []
     for case in run.cases:
-        result = result_for(case, run, clock, out_dir, report_dir)
-        clock = result["stop"]
-        path = out_dir / f"{result['uuid']}-result.json"
-        path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-        written += [path, *(out_dir / a["source"] for a in result["attachments"])]
+        started = case.raw.get("started")
+        start_ms = round(float(started) * 1000) if isinstance(started, int | float) and started > 0 else clock
+        result = result_for(case, run, start_ms, out_dir, report_dir)
+        clock = max(clock, result["stop"])
+        written += _write_result(out_dir, result)
+    if run.interrupted:
+        written += _write_result(out_dir, _interrupted_result(run, clock))
     env = {"target": run.target_name, "mqtt.versions": ", ".join(sorted({c.version for c in run.cases},
                                                                         key=version_key)),
-           "tool": run.tool_name, "tool.version": run.tool_version, "started_at": run.started_at}
+           "tool": run.tool_name, "tool.version": run.tool_version, "started_at": run.started_at,
+           "interrupted": str(run.interrupted).lower()}
     env.update({f"url.{v}": u for v, u in sorted(run.urls.items())})
     env_path = out_dir / "environment.properties"
     env_path.write_text("".join(_properties_line(k, v) + "\n" for k, v in env.items()), encoding="utf-8")

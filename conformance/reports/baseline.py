@@ -45,12 +45,15 @@ def _bad_cases(results: dict[str, Any]) -> dict[Key, dict[str, Any]]:
 
 
 def make_baseline(results: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-ready baseline of the run's FAIL / ERROR / NON-STRICT cases."""
+    """A JSON-ready baseline of the run's FAIL / ERROR / NON-STRICT cases, plus the ids of its PASS cases
+    (so that a later run can tell a case that stopped being supported from one never supported)."""
     run = run_of(results)
     cases = sorted(_bad_cases(results).values(), key=lambda c: (c["mqtt_version"], c["id"]))
+    passed = sorted({(normalize_case_id(c.id), c.version) for c in run.cases if c.verdict == "PASS"})
     return {
         "schema": 1, "kind": BASELINE_KIND, "target": run.target_name, "date": run.started_at,
         "tool": {"name": run.tool_name, "version": run.tool_version}, "cases": cases,
+        "passed": [{"id": i, "mqtt_version": v} for i, v in passed],
     }
 
 
@@ -76,20 +79,28 @@ class BaselineComparison:
     still_failing: list[Change] = field(default_factory=list)
     fixed: list[Change] = field(default_factory=list)  # improvements: now PASS or INFORMATIONAL
     not_run: list[Change] = field(default_factory=list)  # recorded but absent or UNSUPPORTED now
+    now_unsupported: list[Change] = field(default_factory=list)  # PASS in the baseline, UNSUPPORTED now
     baseline_target: str = ""
     baseline_date: str = ""
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.new_failures else 0
+        """1 on a new failure, and on a case that passed in the baseline and is UNSUPPORTED now: a
+        capability turned off loses coverage the baseline vouched for (record a new baseline to accept it)."""
+        return 1 if self.new_failures or self.now_unsupported else 0
+
+    def ids(self) -> dict[str, list[str]]:
+        """The case ids per change, for results.json's ``baseline`` block and the renderers' marks."""
+        return {"new_failures_ids": [c.case for c in self.new_failures], "fixed_ids": [c.case for c in self.fixed],
+                "now_unsupported_ids": [c.case for c in self.now_unsupported]}
 
     def describe(self) -> str:
         head = (f"Baseline of {self.baseline_target or 'unknown target'} ({self.baseline_date or 'undated'}): "
                 f"{len(self.new_failures)} new failure(s), {len(self.still_failing)} still failing, "
-                f"{len(self.fixed)} fixed, {len(self.not_run)} not run.")
+                f"{len(self.fixed)} fixed, {len(self.now_unsupported)} now unsupported, {len(self.not_run)} not run.")
         lines = [head]
-        for title, changes in (("NEW FAILURE", self.new_failures), ("FIXED", self.fixed),
-                               ("NOT RUN", self.not_run)):
+        for title, changes in (("NEW FAILURE", self.new_failures), ("NOW UNSUPPORTED", self.now_unsupported),
+                               ("FIXED", self.fixed), ("NOT RUN", self.not_run)):
             lines += [f"  {title}: {c.line()}" for c in changes]
         if self.still_failing:
             lines.append(f"  still failing (accepted by the baseline): {len(self.still_failing)} case(s)")
@@ -98,10 +109,7 @@ class BaselineComparison:
 
 def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> BaselineComparison:
     """Sort this run's bad cases against the baseline; ``exit_code`` is 1 when any is new (or got worse)."""
-    recorded: dict[Key, dict[str, Any]] = {}
-    for entry in baseline.get("cases") or []:
-        if isinstance(entry, dict) and entry.get("id"):
-            recorded[(normalize_case_id(str(entry["id"])), str(entry.get("mqtt_version") or ""))] = entry
+    recorded, passed = _recorded(baseline)
     current = {(normalize_case_id(c.id), c.version): c for c in run_of(results).cases}
     out = BaselineComparison(baseline_target=str(baseline.get("target") or ""),
                              baseline_date=str(baseline.get("date") or ""))
@@ -126,4 +134,30 @@ def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> Ba
             out.fixed.append(Change(key[0], key[1], case.verdict, previous, statements))
         elif case.verdict not in BAD:
             out.not_run.append(Change(key[0], key[1], case.verdict, previous, statements))
+    for key in sorted(passed):
+        case = current.get(key)
+        if case is not None and case.verdict == "UNSUPPORTED":
+            out.now_unsupported.append(Change(key[0], key[1], case.verdict, "PASS", tuple(case.statements),
+                                              case.message))
     return out
+
+
+def _key(entry: dict[str, Any]) -> Key:
+    return normalize_case_id(str(entry["id"])), str(entry.get("mqtt_version") or "")
+
+
+def _recorded(baseline: dict[str, Any]) -> tuple[dict[Key, dict[str, Any]], set[Key]]:
+    """The baseline's accepted bad cases and its PASS cases; a results.json works as a baseline too
+    (its good cases are then not mistaken for accepted failures)."""
+    bad: dict[Key, dict[str, Any]] = {}
+    passed: set[Key] = set()
+    for entry in baseline.get("cases") or []:
+        if not (isinstance(entry, dict) and entry.get("id")):
+            continue
+        verdict = str(entry.get("verdict") or "FAIL")
+        if verdict == "PASS":
+            passed.add(_key(entry))
+        elif verdict in BAD:
+            bad[_key(entry)] = entry
+    passed |= {_key(e) for e in baseline.get("passed") or [] if isinstance(e, dict) and e.get("id")}
+    return bad, passed

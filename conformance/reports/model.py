@@ -127,9 +127,19 @@ def _case(raw: dict[str, Any], index: int) -> Case:
         verdict=verdict, known_deviation=bool(raw.get("known_deviation")),
         deviation=raw.get("deviation") or None, duration_s=float(raw.get("duration_s") or 0.0),
         message=message, description=str(raw.get("description") or ""),
-        expectation=str(raw.get("expectation") or ""),
+        expectation=whole_expectation(str(raw.get("expectation") or ""), str(raw.get("description") or "")),
         transcript=[e for e in transcript if isinstance(e, dict)], pcap=raw.get("pcap") or None,
     )
+
+
+def whole_expectation(expectation: str, description: str) -> str:
+    """The expectation as a whole sentence: older runs took the docstring's first line, which a wrapped
+    docstring cuts mid-sentence; then use the first paragraph's first sentence instead."""
+    first = " ".join(description.split("\n\n")[0].split())
+    if not expectation or not first.startswith(" ".join(expectation.split())) or len(first) <= len(expectation):
+        return expectation
+    match = re.match(r"(.+?[.!?])(\s|$)", first)
+    return match.group(1) if match else first
 
 
 @dataclass
@@ -161,6 +171,33 @@ class Run:
     @property
     def known_deviations(self) -> list[Case]:
         return [c for c in self.cases if c.known_deviation]
+
+    @property
+    def interrupted(self) -> bool:
+        """The run was stopped (Ctrl-C) before every selected case ran."""
+        return bool(self.raw.get("interrupted"))
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        block = self.raw.get("baseline")
+        return block if isinstance(block, dict) else None
+
+    def baseline_mark(self, case: Case) -> str | None:
+        """NEW / FIXED / NOW UNSUPPORTED when a --baseline comparison lists the case, else None."""
+        block = self.baseline or {}
+        key = re.sub(r"^\[gw\d+\]\s*", "", case.id)
+        for mark, field_name in BASELINE_MARKS:
+            if key in (block.get(field_name) or ()):
+                return mark
+        return None
+
+    def baseline_cases(self, field_name: str) -> list[Case]:
+        ids = set((self.baseline or {}).get(field_name) or ())
+        return [c for c in self.cases if re.sub(r"^\[gw\d+\]\s*", "", c.id) in ids]
+
+
+# The marks of a baseline comparison and the results.json lists they come from (see reports.baseline).
+BASELINE_MARKS = (("NEW", "new_failures_ids"), ("NOW UNSUPPORTED", "now_unsupported_ids"), ("FIXED", "fixed_ids"))
 
 
 def parse_time(value: Any) -> datetime:
@@ -225,7 +262,7 @@ def statement_rows(run: Run, *, uncovered: bool = True) -> list[StatementRow]:
                 known=True,
             )
     for case in run.cases:
-        for sid in case.statements:
+        for sid in charged_statements(case):
             row = rows.get((case.version, sid))
             if row is None:  # cited but not in the catalogue: keep it visible rather than drop it
                 section = _section_from_id(sid) or case.section
@@ -238,6 +275,15 @@ def statement_rows(run: Run, *, uncovered: bool = True) -> list[StatementRow]:
     kept = [r for r in rows.values() if r.cases or (uncovered and r.in_scope)]
     order = {key: i for i, key in enumerate(rows)}
     return sorted(kept, key=lambda r: (version_key(r.version), section_key(r.chapter), order[(r.version, r.id)]))
+
+
+def charged_statements(case: Case) -> list[str]:
+    """The statements a case's verdict counts for: the cited ones, except after a failed setup step,
+    which charges only the statement that step relies on (none if it names none)."""
+    failed = case.raw.get("precondition")
+    if isinstance(failed, dict):
+        return [str(failed["statement"])] if failed.get("statement") else []
+    return case.statements
 
 
 def _section_from_id(statement_id: str) -> str:

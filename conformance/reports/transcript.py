@@ -67,11 +67,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# 3.1.1 has no properties, no reason codes on acks/DISCONNECT/UNSUBACK and no subscription options
+# beyond QoS; the decoders' shared dataclasses carry them with defaults, which would mislead a reader.
+_V5_ONLY = frozenset({"properties", "no_local", "retain_as_published", "retain_handling", "reason_string",
+                      "user_properties"})
+_V5_ONLY_BY_TYPE = {"PUBACK": {"reason_code"}, "PUBREC": {"reason_code"}, "PUBREL": {"reason_code"},
+                    "PUBCOMP": {"reason_code"}, "DISCONNECT": {"reason_code"}, "UNSUBACK": {"reason_codes"},
+                    "AUTH": {"reason_code"}}
+_V3_NAMES = {"CONNECT": {"clean_start": "clean_session"}, "CONNACK": {"reason_code": "return_code"},
+             "SUBACK": {"reason_codes": "return_codes"}}
+
+
+def for_version(fields: Any, version: str, kind: str = "") -> Any:
+    """``fields`` as the version's packet has them: 3.1.1 without 5.0-only fields, under 3.1.1 names."""
+    if version != "3.1.1":
+        return fields
+    if isinstance(fields, list):
+        return [for_version(v, version) for v in fields]
+    if not isinstance(fields, dict):
+        return fields
+    kind = str(fields.get("type") or kind)
+    drop = _V5_ONLY | _V5_ONLY_BY_TYPE.get(kind, set())
+    names = _V3_NAMES.get(kind, {})
+    return {names.get(k, k): for_version(v, version) for k, v in fields.items() if k not in drop}
+
+
 def packet_fields(entry: dict[str, Any], version: str) -> tuple[dict[str, Any] | None, str]:
     """(decoded fields, problem): the probe's own decoding, else the codec's, else why not."""
     packet = entry.get("packet")
     if isinstance(packet, dict):
-        return masked(packet), ""
+        return for_version(masked(packet), version), ""
     data = entry_bytes(entry)
     if not data or direction(entry) not in ("in", "out"):
         return None, ""
@@ -80,7 +105,7 @@ def packet_fields(entry: dict[str, Any], version: str) -> tuple[dict[str, Any] |
     except Exception as exc:  # crafted bytes are meant to be malformed; say why, never crash
         return None, f"not decodable as MQTT {version}: {exc}"
     fields = {"type": decoded.name, **_plain(decoded)}
-    return masked(fields), ""
+    return for_version(masked(fields), version), ""
 
 
 def hexdump(data: bytes) -> str:
