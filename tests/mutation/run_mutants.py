@@ -21,6 +21,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -206,13 +207,23 @@ class Summary:
         }
 
 
-def kills(outcome: RunOutcome, baseline: dict[str, dict[str, Any]]) -> list[str]:
+def kills(outcome: RunOutcome, baseline: dict[str, dict[str, Any]], failure_pattern: str | None = None) -> list[str]:
+    """Cases that the mutant turned from a good verdict to a bad one, or, with ``failure_pattern``, from a
+    baseline failure of another kind to a failure matching the pattern (the fault, not the deviation)."""
     killed = []
     for case_id, record in sorted(outcome.cases.items()):
         base = baseline.get(case_id)
-        if record["verdict"] in BAD and base is not None and base["verdict"] in GOOD:
+        if base is None or record["verdict"] not in BAD:
+            continue
+        if base["verdict"] in GOOD or _new_failure_kind(record, base, failure_pattern):
             killed.append(case_id)
     return killed
+
+
+def _new_failure_kind(record: dict[str, Any], base: dict[str, Any], pattern: str | None) -> bool:
+    if pattern is None or base["verdict"] not in BAD:
+        return False
+    return bool(re.search(pattern, record.get("message", ""))) and not re.search(pattern, base.get("message", ""))
 
 
 def run(mutants: list[Mutant] | None = None, *, jobs: int = 4, workers: str = "2", timeout: float = 180.0,
@@ -260,7 +271,7 @@ def run(mutants: list[Mutant] | None = None, *, jobs: int = 4, workers: str = "2
         runs = outcomes[mutant.name]
         seconds = sum(o.seconds for o in runs)
         ran = sum(len(o.cases) for o in runs)
-        killed_by = sorted({case for o in runs for case in kills(o, baseline)})
+        killed_by = sorted({case for o in runs for case in kills(o, baseline, mutant.failure_pattern)})
         notes = [o.problem for o in runs if o.problem] + [f"proxy hook error: {e.strip().splitlines()[-1]}"
                                                           for o in runs for e in o.proxy_errors[:1]]
         if not runs:
