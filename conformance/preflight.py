@@ -17,6 +17,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from .codec import Connect, reason_name
+from .codec.encode import encode
+from .codec.reason_codes import ALLOWED_50
 from .transport import ConfigError, Endpoint, TlsOptions, Transport, open_transport
 
 PREFLIGHT_TIMEOUT = 2.5  # seconds a CONNACK may take (after the TCP/TLS connect): with the nudge below,
@@ -25,13 +28,6 @@ NUDGE_TIMEOUT = 0.5  # after silence, how long a line-based server gets to answe
 CONNACK = 0x20
 CREDENTIAL_FIX = ("set --username and the MQTT_CONFORMANCE_PASSWORD environment variable "
                   "(or [credentials] in the profile)")
-V311_CODES = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
-              4: "bad user name or password", 5: "not authorized"}
-V5_CODES = {0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
-            0x83: "implementation specific error", 0x84: "unsupported protocol version",
-            0x85: "client identifier not valid", 0x86: "bad user name or password", 0x87: "not authorized",
-            0x88: "server unavailable", 0x89: "server busy", 0x8A: "banned", 0x8C: "bad authentication method",
-            0x95: "packet too large", 0x97: "quota exceeded", 0x9F: "connection rate exceeded"}
 
 
 class PreflightError(ConfigError):
@@ -49,36 +45,10 @@ class Answer:
 
 
 def connect_packet(version: str, client_id: str, username: str | None, password: str | None) -> bytes:
-    """A minimal CONNECT (clean start, keep alive 30 s), encoded here so that the pre-flight does not
-    depend on the codec under test."""
-    level = 5 if version == "5.0" else 4
-    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
-    body = _utf8("MQTT") + bytes([level, flags]) + (30).to_bytes(2, "big")
-    if level == 5:
-        body += b"\x00"  # no properties
-    body += _utf8(client_id)
-    if username is not None:
-        body += _utf8(username)
-    if password is not None:
-        body += _binary(password.encode())
-    return bytes([0x10]) + _varint(len(body)) + body
-
-
-def _utf8(text: str) -> bytes:
-    return _binary(text.encode())
-
-
-def _binary(data: bytes) -> bytes:
-    return len(data).to_bytes(2, "big") + data
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        value, digit = divmod(value, 128)
-        out.append(digit | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    """A plain CONNECT (clean start, keep alive 30 s) with the run's credentials."""
+    connect = Connect(client_id=client_id, clean_start=True, keep_alive=30, username=username,
+                      password=password.encode() if password is not None else None)
+    return encode(connect, version)
 
 
 def read_answer(transport: Transport, timeout: float) -> Answer:
@@ -158,11 +128,10 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
     code = answer.code or 0
     if version == "5.0" and answer.remaining_length == 2:
         return (f"the broker answers an MQTT 5.0 CONNECT with an MQTT 3.1.1 CONNACK "
-                f"(return code {code} {V311_CODES.get(code, '')})").rstrip() + ": it does not speak 5.0"
+                f"(return code {code} {_code_name('3.1.1', code)})") + ": it does not speak 5.0"
     if code == 0:
         return None
-    names = V5_CODES if version == "5.0" else V311_CODES
-    name = names.get(code, "unknown code")
+    name = _code_name(version, code)
     if code in ((0x84,) if version == "5.0" else (1,)):
         return f"the broker refuses MQTT {version} CONNECT with {name} (0x{code:02X})"
     if code in ((0x86, 0x87, 0x8C) if version == "5.0" else (4, 5)):
@@ -171,6 +140,13 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
                              f"{name}): {CREDENTIAL_FIX}")
     raise PreflightError(f"{where} refused an MQTT {version} CONNECT with 0x{code:02X} {name}; "
                          "nothing can be tested until the broker accepts a plain connection")
+
+
+def _code_name(version: str, code: int) -> str:
+    """The name of a CONNACK code of ``version`` ("undefined" for one a CONNACK cannot carry)."""
+    if version == "5.0" and code not in ALLOWED_50["CONNACK"]:
+        return "undefined"
+    return reason_name(code, "CONNACK", 5 if version == "5.0" else 4)
 
 
 def _show(data: bytes, limit: int = 40) -> str:
