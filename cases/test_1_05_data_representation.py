@@ -5,8 +5,8 @@ import pytest
 
 from conformance import Publish, Subscribe, Subscription, Unsubscribe, Will, case, craft, raw_string
 from conformance.codec import Pingreq, Properties, encode, encode_varint
-from conformance.steps import received_before_sentinel, subscriber
-from conformance.steps_malformed import (
+from conformance.steps.common import received_before_sentinel, subscriber
+from conformance.steps.malformed import (
     BOM,
     ILL_FORMED_UTF8,
     MALFORMED,

@@ -29,8 +29,8 @@ from conformance import (
     raw_string,
 )
 from conformance.codec.packets import REQUIRED_FLAGS, PacketType
-from conformance.steps import subscriber
-from conformance.steps_malformed import MALFORMED, PROTOCOL_ERROR, ack_due, reject, rejected
+from conformance.steps.common import subscriber
+from conformance.steps.malformed import MALFORMED, PROTOCOL_ERROR, ack_due, reject, rejected
 from conformance.transcript import IN
 
 

@@ -24,7 +24,7 @@ from conformance import (
     raw_string,
 )
 from conformance.codec import Properties
-from conformance.steps_malformed import (
+from conformance.steps.malformed import (
     MALFORMED,
     PROTOCOL_ERROR,
     ack_due,

@@ -4,7 +4,7 @@ Runs where the target names such a listener (capability ``client_certificate_url
 from __future__ import annotations
 
 from conformance import BrokerGone, Connack, Unsupported, case
-from conformance.transport import TlsOptions
+from conformance.net import TlsOptions
 
 
 @case(v5=["MQTT-3.1.4-2"])

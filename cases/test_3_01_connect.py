@@ -23,7 +23,7 @@ from conformance import (
 from conformance.codec import Disconnect
 from conformance.grading import late_timer
 from conformance.probe import Probe
-from conformance.steps_connect import (
+from conformance.steps.connect import (
     BAD_AUTH_METHOD,
     MALFORMED_CONNECT,
     UNKNOWN_AUTH_METHOD,
@@ -31,7 +31,7 @@ from conformance.steps_connect import (
     expect_refusal,
     publish_after_refused_connect,
 )
-from conformance.steps_v5 import received_sizes
+from conformance.steps.v5 import received_sizes
 
 # Keep Alive 1 s is the smallest the spec allows; the close must come within 1.5 x Keep Alive.
 KEEP_ALIVE = 1

@@ -5,8 +5,8 @@ Cases that need the target to check passwords use the profile's identities "vali
 """
 
 from conformance import Connect, NonStrict, Unsupported, case, craft
-from conformance.profile import Identity
-from conformance.steps_connect import (
+from conformance.run.profile import Identity
+from conformance.steps.connect import (
     BAD_CREDENTIALS,
     MALFORMED_CONNECT,
     connect_flags,

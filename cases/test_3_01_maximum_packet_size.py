@@ -22,7 +22,7 @@ from conformance import (
     case,
     encode,
 )
-from conformance.steps_v5 import assert_within, delivered_before_marker, judge_refusal, refusal, sized_publish
+from conformance.steps.v5 import assert_within, delivered_before_marker, judge_refusal, refusal, sized_publish
 
 LIMIT = 256  # the client's Maximum Packet Size: room for CONNACK, acks and small PUBLISHes
 

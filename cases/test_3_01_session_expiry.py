@@ -8,10 +8,10 @@ import pytest
 
 from conformance import Disconnect, Informational, Probe, Properties, Unsupported, case
 from conformance.grading import late_timer
-from conformance.steps import publisher
-from conformance.steps_connect import check_server_disconnect
-from conformance.steps_malformed import PROTOCOL_ERROR, expect_rejected
-from conformance.steps_will import ON_TIME, disconnect_and_wait, note, quiet_for
+from conformance.steps.common import publisher
+from conformance.steps.connect import check_server_disconnect
+from conformance.steps.malformed import PROTOCOL_ERROR, expect_rejected
+from conformance.steps.will import ON_TIME, disconnect_and_wait, note, quiet_for
 from conformance.verdicts import BrokerViolation
 
 LONG = 600

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from conformance import Connect, Probe, Publish, Unsupported, Will, case, craft, raw_string
-from conformance.steps import received_before_sentinel
-from conformance.steps_malformed import MALFORMED, PROTOCOL_ERROR, expect_rejected
-from conformance.steps_will import (
+from conformance.steps.common import received_before_sentinel
+from conformance.steps.malformed import MALFORMED, PROTOCOL_ERROR, expect_rejected
+from conformance.steps.will import (
     ON_TIME,
     WILL_PAYLOAD,
     assert_no_will,

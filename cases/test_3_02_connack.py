@@ -13,14 +13,14 @@ from conformance import (
     case,
     craft,
 )
-from conformance.steps import PERSISTENT, leave_session
-from conformance.steps_connect import (
+from conformance.steps.common import PERSISTENT, leave_session
+from conformance.steps.connect import (
     BAD_AUTH_METHOD,
     SMALL_MAXIMUM_PACKET_SIZE,
     UNKNOWN_AUTH_METHOD,
     expect_refusal,
 )
-from conformance.steps_v5 import assert_within
+from conformance.steps.v5 import assert_within
 
 
 @case("MQTT-3.2.2-1", "MQTT-3.1.4-4", v5=["MQTT-3.2.2-2", "MQTT-3.1.4-5", "MQTT-3.2.2-1"])

@@ -5,8 +5,8 @@ drops the connection without DISCONNECT and reconnects with Clean Session / Clea
 """
 
 from conformance import Puback, Pubcomp, Publish, Pubrec, Pubrel, case
-from conformance.steps import PERSISTENT, subscriber
-from conformance.steps_publish import delivered_until_sentinel, persistent_subscriber, resume
+from conformance.steps.common import PERSISTENT, subscriber
+from conformance.steps.publish import delivered_until_sentinel, persistent_subscriber, resume
 
 
 @case("MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-4.3.2-1", v5=["MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-4.3.2-3"])

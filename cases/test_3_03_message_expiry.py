@@ -12,7 +12,7 @@ import time
 
 from conformance import Pingreq, Pingresp, Publish, case
 from conformance.grading import late_timer
-from conformance.steps_v5 import delivered_before_marker, idle, start_of_a_second
+from conformance.steps.v5 import delivered_before_marker, idle, start_of_a_second
 
 EXPIRY = 1  # seconds: the smallest Message Expiry Interval
 SLACK = 0.25  # loopback and scheduler latency; not a widening of the spec's bound

@@ -15,9 +15,9 @@ from conformance import (
     raw_string,
 )
 from conformance.grading import NotDetected
-from conformance.steps import subscriber
-from conformance.steps_malformed import expect_rejected
-from conformance.steps_publish import delivered_until_sentinel
+from conformance.steps.common import subscriber
+from conformance.steps.malformed import expect_rejected
+from conformance.steps.publish import delivered_until_sentinel
 
 
 @case("MQTT-3.3.1-4", "MQTT-4.8.0-1", v5=["MQTT-3.3.1-4", "MQTT-4.13.1-1"])

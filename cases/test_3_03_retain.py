@@ -1,8 +1,8 @@
 """3.3.1.3 RETAIN: stored, replaced, cleared by a zero-byte payload, flags on delivery."""
 
 from conformance import case
-from conformance.steps import subscriber
-from conformance.steps_publish import received_around_sentinel
+from conformance.steps.common import subscriber
+from conformance.steps.publish import received_around_sentinel
 
 
 @case("MQTT-3.3.1-5", "MQTT-3.3.1-6", "MQTT-3.3.1-8", v5=["MQTT-3.3.1-5", "MQTT-3.3.1-9"],

@@ -3,8 +3,8 @@ never carried to a new connection) and aliases the server sends (never above the
 Maximum, none to a client that accepts none)."""
 
 from conformance import Properties, Puback, Publish, Unsupported, case
-from conformance.steps import subscriber
-from conformance.steps_v5 import AliasResolver, delivered_before_marker, judge_refusal, refusal
+from conformance.steps.common import subscriber
+from conformance.steps.v5 import AliasResolver, delivered_before_marker, judge_refusal, refusal
 
 
 def _aliased(topic: str, alias: int, payload: bytes, packet_id: int) -> Publish:

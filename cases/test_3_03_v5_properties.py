@@ -4,8 +4,8 @@ a publisher that breaks the property rules (wildcard Response Topic, ill-formed 
 Identifier from a client, invalid payload format)."""
 
 from conformance import Informational, NonStrict, Properties, Puback, Publish, case
-from conformance.steps import subscriber
-from conformance.steps_v5 import (
+from conformance.steps.common import subscriber
+from conformance.steps.v5 import (
     CONTENT_TYPE,
     CORRELATION_DATA,
     RESPONSE_TOPIC_SUFFIX,

@@ -2,8 +2,8 @@
 optional properties left out when they would exceed the client's Maximum Packet Size."""
 
 from conformance import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, case, craft
-from conformance.steps import subscriber
-from conformance.steps_publish import defined_reason, wire_bytes, wire_size
+from conformance.steps.common import subscriber
+from conformance.steps.publish import defined_reason, wire_bytes, wire_size
 
 # 5.0: MQTT-3.6.1-1 asks for a close; the DISCONNECT before it, if any, says Malformed Packet.
 MALFORMED = {0x81}

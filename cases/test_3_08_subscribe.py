@@ -12,7 +12,7 @@ from conformance import (
     craft,
 )
 from conformance.codec import Suback
-from conformance.steps_topics import (
+from conformance.steps.topics import (
     MALFORMED_OR_PROTOCOL,
     MANY_FILTERS,
     delivered,

@@ -2,7 +2,7 @@
 RETAIN rules of 3.3.1.3 they drive)."""
 
 from conformance import Publish, Subscribe, Subscription, case, craft
-from conformance.steps_topics import (
+from conformance.steps.topics import (
     MALFORMED_OR_PROTOCOL,
     delivered,
     granted,

@@ -3,7 +3,7 @@ several filters as a sequence, the empty payload, in-flight deliveries, reason c
 
 from conformance import NonStrict, Properties, Publish, Pubrel, Unsuback, Unsubscribe, case
 from conformance.codec import Pubrec
-from conformance.steps_topics import (
+from conformance.steps.topics import (
     MANY_FILTERS,
     delivered,
     granted,

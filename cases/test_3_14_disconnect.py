@@ -2,9 +2,9 @@
 
 from conformance import BrokerViolation, Informational, Properties, Publish, Will, case, craft
 from conformance.codec import Disconnect
-from conformance.steps import subscriber
-from conformance.steps_connect import SMALL_MAXIMUM_PACKET_SIZE, check_server_disconnect
-from conformance.steps_v5 import assert_within
+from conformance.steps.common import subscriber
+from conformance.steps.connect import SMALL_MAXIMUM_PACKET_SIZE, check_server_disconnect
+from conformance.steps.v5 import assert_within
 
 
 @case("MQTT-3.14.1-1", v5=["MQTT-3.14.1-1"])

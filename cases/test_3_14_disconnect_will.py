@@ -6,8 +6,8 @@ import time
 import pytest
 
 from conformance import Disconnect, case, craft
-from conformance.steps import publisher
-from conformance.steps_will import (
+from conformance.steps.common import publisher
+from conformance.steps.will import (
     assert_no_will,
     close_after,
     connect_with_will,

@@ -28,8 +28,8 @@ from conformance import (
 )
 from conformance.codec import Disconnect, Packet
 from conformance.probe import Probe
-from conformance.steps_connect import BAD_AUTH_METHOD, MALFORMED_CONNECT, UNKNOWN_AUTH_METHOD, expect_refusal
-from conformance.steps_v5 import assert_within
+from conformance.steps.connect import BAD_AUTH_METHOD, MALFORMED_CONNECT, UNKNOWN_AUTH_METHOD, expect_refusal
+from conformance.steps.v5 import assert_within
 from conformance.transcript import describe
 
 WRONG_DATA = b"\x00mqttc: not a valid response for any method"

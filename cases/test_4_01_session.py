@@ -2,7 +2,7 @@
 what a session holds while connected and across connections, and when it is gone."""
 
 from conformance import Pubcomp, Publish, Pubrec, Pubrel, case
-from conformance.steps import PERSISTENT, leave_session, received_before_sentinel, subscriber
+from conformance.steps.common import PERSISTENT, leave_session, received_before_sentinel, subscriber
 
 
 @case("MQTT-4.1.0-1", "MQTT-4.1.0-2", v5=["MQTT-4.1.0-1"])

@@ -3,8 +3,8 @@ identifier reuse, duplicate QoS 2 PUBLISHes, 4.5 message receipt."""
 
 
 from conformance import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, Unsupported, case
-from conformance.steps import SENTINEL, subscriber
-from conformance.steps_publish import (
+from conformance.steps.common import SENTINEL, subscriber
+from conformance.steps.publish import (
     OpenFlows,
     delivered_until_sentinel,
     note,

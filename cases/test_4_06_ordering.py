@@ -2,8 +2,8 @@
 also across a resumed session."""
 
 from conformance import BrokerViolation, Publish, Pubrel, case
-from conformance.steps import subscriber
-from conformance.steps_publish import (
+from conformance.steps.common import subscriber
+from conformance.steps.publish import (
     OpenFlows,
     collect_publishes,
     persistent_subscriber,

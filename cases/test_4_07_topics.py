@@ -2,7 +2,7 @@
 empty names, U+0000, literal matching."""
 
 from conformance import BrokerViolation, Informational, Pingreq, Pingresp, Publish, case
-from conformance.steps_topics import (
+from conformance.steps.topics import (
     BAD_FILTER_CODES,
     caught_until,
     delivered,

@@ -3,7 +3,7 @@ its own granted QoS, interrupted and rejected deliveries, No Local, UNSUBSCRIBE,
 server without shared subscriptions."""
 
 from conformance import Packet, Puback, Publish, Pubrec, Subscription, Unsupported, Will, case
-from conformance.steps_topics import (
+from conformance.steps.topics import (
     BAD_FILTER_CODES,
     MALFORMED_OR_PROTOCOL,
     delivered,

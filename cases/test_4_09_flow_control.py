@@ -19,8 +19,8 @@ from conformance import (
     Unsupported,
     case,
 )
-from conformance.steps import publisher
-from conformance.steps_v5 import judge_refusal, receive_within_quota, refusal, take_until_barrier
+from conformance.steps.common import publisher
+from conformance.steps.v5 import judge_refusal, receive_within_quota, refusal, take_until_barrier
 
 
 def _limited_subscriber(make_probe, topic: str, receive_maximum: int, qos: int, **connect):

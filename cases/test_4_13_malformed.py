@@ -21,8 +21,8 @@ from conformance import (
     craft,
 )
 from conformance.codec import Properties
-from conformance.steps import subscriber
-from conformance.steps_malformed import (
+from conformance.steps.common import subscriber
+from conformance.steps.malformed import (
     MALFORMED,
     PROTOCOL_ERROR,
     SURROGATE,

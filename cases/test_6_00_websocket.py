@@ -7,8 +7,8 @@ import pytest
 
 from conformance import Connack, Pingresp, Publish, Suback, Subscribe, Subscription, Unsupported, case, encode
 from conformance.codec import Pingreq
+from conformance.net.websocket import OP_BINARY, OP_TEXT, WebSocketTransport
 from conformance.transcript import OUT
-from conformance.websocket import OP_BINARY, OP_TEXT, WebSocketTransport
 
 
 @pytest.fixture

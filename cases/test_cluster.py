@@ -16,9 +16,9 @@ import pytest
 
 from conformance import NonStrict, Publish, Subscription, case
 from conformance.setup_steps import setup
-from conformance.steps import PERSISTENT
-from conformance.steps_topics import delivered, granted, shown, until_sentinel
-from conformance.steps_will import receive_will, watch_will, will_for
+from conformance.steps.common import PERSISTENT
+from conformance.steps.topics import delivered, granted, shown, until_sentinel
+from conformance.steps.will import receive_will, watch_will, will_for
 
 # publisher node index > subscriber node index; with three nodes every node publishes and subscribes once
 ROUTES = ["0>1", "1>2", "2>0"]

@@ -1,7 +1,6 @@
 """mqtt-conformance: an MQTT 3.1.1 and 5.0 broker conformance harness."""
 
-__version__ = "0.1.0"
-
+from .about import __version__  # noqa: E402,F401
 from .case import SAME, case  # noqa: E402
 from .codec import *  # noqa: E402,F403
 from .codec import __all__ as _codec_all  # noqa: E402

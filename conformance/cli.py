@@ -13,17 +13,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__, catalogue
-from .cluster import export_nodes
+from . import catalogue
+from .about import __version__
 from .codec.errors import HarnessError
 from .console import Console, expected_durations, is_selection, serial_is_faster
+from .errors import ConfigError
 from .fuzz import cli as fuzz_cli
-from .preflight import check_baseline
+from .net import BrokerUnreachable
 from .resources import CASES_DIR
-from .results import ResultsFileError, load_results
-from .runstate import Options, RunState
-from .selection import check_known, describe, normalize_statement, selection_flags, selects, split_arguments
-from .transport import BrokerUnreachable, ConfigError
+from .run.cluster import export_nodes
+from .run.context import Options, RunState
+from .run.preflight import check_baseline
+from .run.records import ResultsFileError, load_results
+from .run.selection import (
+    check_known,
+    describe,
+    normalize_statement,
+    selection_flags,
+    selects,
+    split_arguments,
+)
 
 
 class UsageFailure(Exception):
@@ -201,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _cited(cases_dir: str, statements: list[str], sections: list[str], versions: tuple[str, ...]) -> bool:
     """Whether any case selects: checked before a broker starts or a worker is spawned."""
-    from .coverage import discover_cases
+    from .reports.coverage import discover_cases
 
     return any(selects(info.spec, v, statements, sections) for info in discover_cases(Path(cases_dir))
                for v in versions if v in info.spec.statements)
@@ -228,7 +237,7 @@ def default_workers() -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .coverage import discover_cases
+    from .reports.coverage import discover_cases
 
     statements = [normalize_statement(s) for s in args.statement]
     problem = check_known(statements, args.section, _versions(args.mqtt_version))
@@ -249,7 +258,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from .coverage import discover_cases, format_coverage, run_coverage, static_coverage
+    from .reports.coverage import discover_cases, format_coverage, run_coverage, static_coverage
 
     results = _load_results(args.results) if args.results else None
     cases = None if results else discover_cases(Path(args.cases))
@@ -261,7 +270,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .reports import render_all
-    from .results import write_results
+    from .run.records import write_results
 
     results = _load_results(args.results)
     folder = Path(args.report_dir) if args.report_dir else Path(args.results).resolve().parent

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import pytest
 from _pytest._io import TerminalWriter
 
-from .schedule import QUICK_ESTIMATE, TIMER_ESTIMATE
+from .run.schedule import QUICK_ESTIMATE, TIMER_ESTIMATE
 
 ORDER = ("PASS", "FAIL", "NON-STRICT", "INFORMATIONAL", "UNSUPPORTED", "ERROR")
 BAD = ("FAIL", "ERROR")
@@ -267,7 +267,7 @@ def _bad_lines(doc: dict[str, Any]) -> list[str]:
 
 def expected_durations(results_path: Path, target_name: str) -> dict[str, float]:
     """The previous run's case durations against the same target (for the ETA), or nothing."""
-    from .schedule import recorded_durations
+    from .run.schedule import recorded_durations
 
     try:
         return recorded_durations(results_path, target_name)

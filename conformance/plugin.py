@@ -20,25 +20,33 @@ from typing import Any
 
 import pytest
 
-from . import catalogue, supervisor
+from . import catalogue
 from .case import CaseSpec
 from .catalogue import VERSIONS
-from .cluster import cluster, cluster_exclusive, nodes_used  # noqa: F401 - fixtures of the cluster cases
 from .console import VERDICT_KEY, summary_lines, teststatus
-from .deadline import CaseDeadlines, broker_answers, case_budget
-from .deadline import override as deadline_verdict
-from .hygiene import clean_up, find_leftovers
-from .preflight import check_baseline
+from .errors import ConfigError
+from .net import BrokerUnreachable, parse_url
 from .probe import Probe, Timing
-from .profile import Identity, load_profile
 from .reports.model import whole_expectation
-from .results import Judgement, broker_alive, document, judge, section_of, write_results
-from .runstate import Options, RunState, credentials, load_options_profile, tls_options
-from .schedule import DEVIATION_ESTIMATE, QUICK_ESTIMATE, TIMER_ESTIMATE, balanced_order, recorded_durations
-from .selection import check_known, describe, normalize_statement, selects
-from .target import Target, probe_capabilities
+from .run import supervisor
+from .run.cluster import cluster, cluster_exclusive, nodes_used  # noqa: F401 - fixtures of the cluster cases
+from .run.context import Options, RunState, credentials, load_options_profile, tls_options
+from .run.deadline import CaseDeadlines, broker_answers, case_budget
+from .run.deadline import override as deadline_verdict
+from .run.hygiene import clean_up, find_leftovers
+from .run.preflight import check_baseline
+from .run.profile import Identity, load_profile
+from .run.records import Judgement, broker_alive, document, judge, section_of, write_results
+from .run.schedule import (
+    DEVIATION_ESTIMATE,
+    QUICK_ESTIMATE,
+    TIMER_ESTIMATE,
+    balanced_order,
+    recorded_durations,
+)
+from .run.selection import check_known, describe, normalize_statement, selects
+from .run.target import Target, probe_capabilities
 from .transcript import Transcript
-from .transport import BrokerUnreachable, ConfigError, parse_url
 from .verdicts import BrokerGone, Unsupported, Verdict
 
 STATE = pytest.StashKey["RunState"]()
@@ -705,7 +713,7 @@ def _variant_records(config: pytest.Config, state: RunState, records: list[dict[
     target = state.target
     if target is None or not target.profile.variants or os.environ.get(supervisor.RERUN_ENV):
         return []
-    from . import variants
+    from .run import variants
 
     nodeids = variants.candidates(records, target.unsupported_versions)
     args, env = _common_args(config)

@@ -43,9 +43,9 @@ from .codec import (
 from .codec.errors import HarnessError
 from .codec.properties import BY_NAME
 from .codec.wire import V50
+from .net import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
 from .setup_steps import SUBACK_COUNT, UNSUBACK_COUNT, PreconditionFailed, failed_answer
 from .transcript import CLOSE, IN, NOTE, OUT, Transcript, describe
-from .transport import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
 from .verdicts import BrokerGone, BrokerViolation
 
 P = TypeVar("P", bound=Packet)

@@ -10,7 +10,7 @@ harness did not start it and cannot restart it):
   went through. Every case after that fails or errs on its own bounded waits; the run ends within
   STALL_BOUND.
 
-Also the watchdog itself (conformance/deadline.py): a case that loops on bounded waits forever is cut
+Also the watchdog itself (conformance/run/deadline.py): a case that loops on bounded waits forever is cut
 at --case-deadline with what it awaited, and the next case runs clean.
 """
 

@@ -212,7 +212,7 @@ def test_registry_names_and_classes():
 def test_profiles_agree_with_classes():
     import tomllib
 
-    from conformance.profile import load_profile
+    from conformance.run.profile import load_profile
 
     for name, cls in REGISTRY.items():
         path = REPO / "fixtures" / "targets" / cls.profile

@@ -14,9 +14,9 @@ import pytest
 from conftest import require_broker
 
 from conformance.brokers import Mosquitto, RabbitMQCluster
-from conformance.cluster import node_pair_matrix, parse_cluster
+from conformance.errors import ConfigError
 from conformance.reports.html import render_html
-from conformance.transport import ConfigError
+from conformance.run.cluster import node_pair_matrix, parse_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = "cases/test_cluster.py"

@@ -20,10 +20,10 @@ from strategies import by_type
 from conformance import BrokerViolation, Connack, Probe, Subscribe, Subscription, encode
 from conformance.codec import MalformedPacket, Packet, PacketType, Parser
 from conformance.codec.decode import decode_packet
+from conformance.net import parse_url
 from conformance.probe import Timing
-from conformance.steps_topics import react
+from conformance.steps.topics import react
 from conformance.transcript import IN, Event, Transcript, describe
-from conformance.transport import parse_url
 
 SERVER_SENDS = (PacketType.CONNACK, PacketType.PUBLISH, PacketType.PUBACK, PacketType.PUBREC, PacketType.PUBREL,
                 PacketType.PUBCOMP, PacketType.SUBACK, PacketType.UNSUBACK, PacketType.PINGRESP,

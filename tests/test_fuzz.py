@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from conformance.cli import main
 from conformance.codec import Parser, Publish
+from conformance.errors import ConfigError
 from conformance.fuzz.campaign import Campaign, CampaignOptions
 from conformance.fuzz.common import IgnoreList, check_rules_against_catalogue, is_loopback, resolve_target
 from conformance.fuzz.model import BrokerModel, compare, topic_matches
 from conformance.fuzz.strategies import ANSWER, CLOSED, GENES, FuzzContext, Valid, build_input, input_st
-from conformance.transport import ConfigError
 
 # mosquitto 2.0.11's known deviations (see fixtures/targets/mosquitto.toml and the cases' evidence), by rule:
 MOSQUITTO_KNOWN = [

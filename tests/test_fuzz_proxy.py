@@ -32,9 +32,9 @@ from conformance import (
     Subscribe,
     Subscription,
 )
+from conformance.net import parse_url
 from conformance.probe import Timing
 from conformance.transcript import Transcript
-from conformance.transport import parse_url
 
 
 def _probe(url: str, version: str = "5.0") -> Probe:

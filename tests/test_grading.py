@@ -14,7 +14,7 @@ from conformance import case
 from conformance.case import CaseSpec
 from conformance.codec.errors import HarnessError
 from conformance.grading import NotDetected, late_timer
-from conformance.results import judge
+from conformance.run.records import judge
 from conformance.transcript import Transcript
 from conformance.verdicts import BrokerViolation, Verdict
 

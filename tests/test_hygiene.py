@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from conformance.codec import Publish
-from conformance.hygiene import find_leftovers
+from conformance.net import parse_url
 from conformance.probe import Probe
+from conformance.run.hygiene import find_leftovers
 from conformance.transcript import Transcript
-from conformance.transport import parse_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECTION = "retain or session or will or persistent or qos"

@@ -17,8 +17,8 @@ from conformance import Auth, Connack, Probe, Properties
 from conformance.brokers import mosquitto_auth
 from conformance.brokers.mosquitto_auth import MosquittoAuth, build_plugin
 from conformance.codec import Disconnect, HarnessError
+from conformance.net import parse_url
 from conformance.transcript import Transcript
-from conformance.transport import parse_url
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD = mosquitto_auth.AUTH_METHOD

@@ -18,14 +18,14 @@ from faulty_proxy import FaultyProxy, empty_suback, never_ack_qos2
 from conformance import BrokerViolation, Probe, Publish, Pubrec, Subscribe, Subscription, craft
 from conformance.case import CaseSpec
 from conformance.codec.errors import HarnessError
-from conformance.coverage import run_coverage
+from conformance.net import parse_url
 from conformance.probe import Timing
+from conformance.reports.coverage import run_coverage
 from conformance.reports.model import run_of, statement_rows
-from conformance.results import judge
+from conformance.run.records import judge
 from conformance.setup_steps import PreconditionFailed, setup
-from conformance.steps_topics import ACCEPTED, react
+from conformance.steps.topics import ACCEPTED, react
 from conformance.transcript import Transcript
-from conformance.transport import parse_url
 from conformance.verdicts import SHOULD, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]

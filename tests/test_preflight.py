@@ -23,9 +23,10 @@ import pytest
 from faulty_proxy import FaultyProxy, only_v311
 
 from conformance.catalogue import VERSIONS, get
-from conformance.preflight import Answer, PreflightError, check_baseline, judge
-from conformance.selection import in_section
-from conformance.transport import ConfigError, parse_url
+from conformance.errors import ConfigError
+from conformance.net import parse_url
+from conformance.run.preflight import Answer, PreflightError, check_baseline, judge
+from conformance.run.selection import in_section
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("preflight")

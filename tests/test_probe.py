@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from conformance import BrokerGone, BrokerViolation, Connack, Probe, Publish, Suback, craft
+from conformance.net import parse_url
 from conformance.transcript import Transcript
-from conformance.transport import parse_url
 
 
 @pytest.fixture(params=["3.1.1", "5.0"])

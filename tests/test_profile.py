@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import load_profile, parse_capability
-from conformance.transport import ConfigError
+from conformance.errors import ConfigError
+from conformance.run.profile import load_profile, parse_capability
 
 TARGETS = Path(__file__).resolve().parents[1] / "fixtures" / "targets"
 

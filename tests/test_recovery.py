@@ -1,4 +1,4 @@
-"""Managed brokers that recover (conformance/supervisor.py), against real brokers.
+"""Managed brokers that recover (conformance/run/supervisor.py), against real brokers.
 
 - The supervisor alone: a real mosquitto killed with SIGKILL is seen dead, its exit status and log
   recorded, and it listens again on the same port.
@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from conftest import require_broker
 
-from conformance import supervisor
 from conformance.brokers.base import free_port, wait_for_port
 from conformance.brokers.mosquitto import Mosquitto
+from conformance.run import supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "fixtures" / "targets" / "mosquitto.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conformance.schedule import balanced_order, recorded_durations
+from conformance.run.schedule import balanced_order, recorded_durations
 
 
 def shares(order: list, workers: int) -> list[list]:

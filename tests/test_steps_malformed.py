@@ -1,4 +1,4 @@
-"""The judge of malformed-packet cases (conformance.steps_malformed) against a scripted fake broker:
+"""The judge of malformed-packet cases (conformance.steps.malformed) against a scripted fake broker:
 each way a broker can react to a broken packet gets the verdict the module promises."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import time
 import pytest
 
 from conformance import BrokerViolation, NonStrict, Probe, Raw
+from conformance.net import Endpoint
 from conformance.probe import Timing
-from conformance.steps_malformed import MALFORMED, PROTOCOL_ERROR, expect_rejected, rejected
+from conformance.steps.malformed import MALFORMED, PROTOCOL_ERROR, expect_rejected, rejected
 from conformance.transcript import Transcript
-from conformance.transport import Endpoint
 
 CONNACK = {"3.1.1": b"\x20\x02\x00\x00", "5.0": b"\x20\x03\x00\x00\x00"}
 BROKEN = Raw(b"\x00\x00", "a broken packet")

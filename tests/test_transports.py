@@ -13,9 +13,9 @@ import pytest
 from conftest import require_broker
 
 from conformance.brokers.mosquitto_transports import MosquittoTransports
+from conformance.net import TlsOptions, parse_url
 from conformance.probe import Probe
 from conformance.transcript import Transcript
-from conformance.transport import TlsOptions, parse_url
 
 ROOT = Path(__file__).resolve().parents[1]
 # Its module-scoped fixtures (a broker, a whole run) run once, on one xdist worker (--dist loadgroup).

@@ -1,4 +1,4 @@
-"""Config variants (conformance/variants.py): one run against mosquitto with a declared "limited" variant
+"""Config variants (conformance/run/variants.py): one run against mosquitto with a declared "limited" variant
 (mosquitto-limited: max_qos 1, retain_available false) also judges the capability-off cases, 5.0
 MQTT-3.2.2-12 and MQTT-3.2.2-13, which the main config leaves UNSUPPORTED. Wall time about 20 s."""
 

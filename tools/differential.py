@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conformance.brokers import REGISTRY  # noqa: E402
-from conformance.results import load_results, summarize  # noqa: E402
+from conformance.run.records import load_results, summarize  # noqa: E402
 
 BROKERS = ["mosquitto", "rumqttd", "amqtt", "aedes", "ejabberd", "rabbitmq"]
 # Cases left out of one broker's run, with the reason (see that broker's profile).
 # (None today: a crashing managed broker is restarted and the crashing case graded FAIL, see
-# conformance/supervisor.py; rumqttd's U+FEFF crash used to be deselected here.)
+# conformance/run/supervisor.py; rumqttd's U+FEFF crash used to be deselected here.)
 DESELECT: dict[str, str] = {}
 # Evidence of a broker's known nondeterministic faults, which hit arbitrary cases from run to run (no
 # [[deviations]] entry can pin them to a case). The summary points to it next to cases not reproduced.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conformance.results import ResultsFileError, load_results  # noqa: E402
+from conformance.run.records import ResultsFileError, load_results  # noqa: E402
 from conformance.transcript import TEXT_ARROWS  # noqa: E402
 
 BAD = {"FAIL", "NON-STRICT", "ERROR"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..transport import ConfigError
+from ..errors import ConfigError
 from .base import EmbeddedBroker, free_port
 
 

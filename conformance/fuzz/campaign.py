@@ -26,9 +26,9 @@ from hypothesis.errors import HypothesisWarning
 
 from .. import catalogue
 from ..codec import Pingreq, Pingresp, Publish
+from ..net import BrokerUnreachable
 from ..probe import Probe
 from ..transcript import Transcript
-from ..transport import BrokerUnreachable
 from ..verdicts import BrokerViolation
 from .common import (
     V50,
@@ -271,7 +271,7 @@ class Campaign:
         return 1 if self.findings else 0
 
     def results_document(self, report_files: dict[int, str] | None = None) -> dict[str, Any]:
-        from ..results import document
+        from ..run.records import document
 
         cases: list[dict[str, Any]] = []
         counters: dict[str, int] = {}
@@ -315,7 +315,7 @@ class Campaign:
     def write_reports(self, report_dir: Path) -> dict[str, Any]:
         """Reproducers under ``report_dir/fuzz/``, then results.json and every report."""
         from ..reports import render_all
-        from ..results import write_results
+        from ..run.records import write_results
         from .reproducer import write
 
         files: dict[int, str] = {}

@@ -11,7 +11,7 @@ import random
 import sys
 from pathlib import Path
 
-from ..transport import ConfigError
+from ..errors import ConfigError
 
 FUZZ_HELP = "fuzz a broker: malformed and unusual packets, and a stateful model of sessions and deliveries"
 REPLAY_HELP = "replay a fuzz reproducer (exit 1 if it still fails, 0 if not)"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..transport import ConfigError
+from ..errors import ConfigError
 from .common import Finding, FuzzTarget, IgnoreList, Limits, Problem, rule_family
 
 FORMAT = "mqtt-conformance-fuzz"

@@ -48,7 +48,7 @@ from ..codec.encode import segments
 from ..codec.packets import REQUIRED_FLAGS
 from ..codec.properties import BY_NAME
 from ..codec.wire import encode_u16, encode_varint
-from ..steps_malformed import ILL_FORMED_UTF8, SURROGATES
+from ..steps.malformed import ILL_FORMED_UTF8, SURROGATES
 
 # -- context -----------------------------------------------------------------------------------------------
 

@@ -124,7 +124,7 @@ def _html(runs: list[tuple[str, Run]], rows: list[_Row]) -> str:
 
 def _cluster_nodes(runs: list[tuple[str, Run]]) -> str:
     """Cluster runs: per cluster case, each run's verdict for every node combination it used."""
-    from ..cluster import node_pair_matrix
+    from ..run.cluster import node_pair_matrix
 
     per_run = [node_pair_matrix([case.raw for case in run.cases])[1] for _, run in runs]
     keys = sorted({key for rows in per_run for key in rows})

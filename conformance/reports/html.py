@@ -284,7 +284,7 @@ def _matrix_row(row: StatementRow) -> str:
 
 def _cluster_nodes(run: Run) -> str:
     """Cluster targets: each cluster case's verdict per combination of nodes its clients used."""
-    from ..cluster import node_pair_matrix
+    from ..run.cluster import node_pair_matrix
 
     labels, rows = node_pair_matrix([case.raw for case in run.cases])
     if not rows:

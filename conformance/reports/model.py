@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalogue import VERSIONS, Statement, load
-from ..coverage import EXECUTED
 from ..verdicts import SEVERITY, Verdict, worst
+from .coverage import EXECUTED
 
 # Display order (most interesting first); NOT_COVERED is a statement state, not a case verdict.
 VERDICTS: tuple[str, ...] = ("FAIL", "ERROR", "NON-STRICT", "PASS", "INFORMATIONAL", "UNSUPPORTED")

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .codec import (
+from ..codec import (
     HarnessError,
     Packet,
     Pingreq,
@@ -22,12 +22,12 @@ from .codec import (
     Pubrel,
     Subscription,
 )
-from .codec.reason_codes import ALLOWED_50, REASON_50
-from .probe import Probe
-from .setup_steps import ANSWER_STEPS, SESSION_RESUMED, PreconditionFailed
-from .steps import PERSISTENT, SENTINEL, MakeProbe
-from .transcript import IN, NOTE
-from .verdicts import BrokerViolation
+from ..codec.reason_codes import ALLOWED_50, REASON_50
+from ..probe import Probe
+from ..setup_steps import ANSWER_STEPS, SESSION_RESUMED, PreconditionFailed
+from ..transcript import IN, NOTE
+from ..verdicts import BrokerViolation
+from .common import PERSISTENT, SENTINEL, MakeProbe
 
 
 def note(probe: Probe, text: str) -> None:

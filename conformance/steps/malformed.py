@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .codec import (
+from ..codec import (
     Connack,
     Disconnect,
     MalformedPacket,
@@ -43,11 +43,11 @@ from .codec import (
     raw_string,
     reason_name,
 )
-from .codec.wire import encode_varint
-from .grading import NotDetected, wrong_code
-from .probe import Closed, Probe, Sendable
-from .transcript import describe
-from .verdicts import BrokerViolation, Unsupported
+from ..codec.wire import encode_varint
+from ..grading import NotDetected, wrong_code
+from ..probe import Closed, Probe, Sendable
+from ..transcript import describe
+from ..verdicts import BrokerViolation, Unsupported
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .brokers.base import EmbeddedBroker
+from ..brokers.base import EmbeddedBroker
 
 ENV = "MQTT_CONFORMANCE_SUPERVISOR"  # path of the state file of the broker this run manages
 RERUN_ENV = "MQTT_CONFORMANCE_RERUN"  # set in a re-run subprocess: it must not re-run in turn

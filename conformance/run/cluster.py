@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from .codec.errors import HarnessError
-from .transcript import NOTE
-from .transport import ConfigError, parse_url
-from .verdicts import Unsupported
+from ..codec.errors import HarnessError
+from ..errors import ConfigError
+from ..net import parse_url
+from ..transcript import NOTE
+from ..verdicts import Unsupported
 
 NODES_USED = pytest.StashKey[list]()
 CLI_ENV = "MQTT_CONFORMANCE_CLUSTER"  # the CLI's managed cluster, for the pytest run it starts
@@ -148,7 +149,7 @@ def _read(path: str | None) -> str:
 
 
 def _wait_listening(host: str, port: int, timeout: float) -> None:
-    from .brokers.base import wait_for_port
+    from ..brokers.base import wait_for_port
 
     wait_for_port(host, port, timeout)
 

@@ -1,7 +1,7 @@
 """Steps for MQTT 5.0-only cases: PUBLISH properties, Topic Alias, Message Expiry, flow control and
 Maximum Packet Size.
 
-Like ``conformance.steps``, a step asserts only what it needs to proceed; the case judges its statement.
+Like ``conformance.steps.common``, a step asserts only what it needs to proceed; the case judges its statement.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import Disconnect, Packet, Pingreq, Pingresp, Properties, Puback, Publish, Pubrec, encode
-from .codec.errors import HarnessError
-from .codec.reason_codes import reason_name
-from .grading import NotDetected, wrong_code
-from .probe import Probe
-from .transcript import IN, NOTE
-from .verdicts import BrokerViolation
+from ..codec import Disconnect, Packet, Pingreq, Pingresp, Properties, Puback, Publish, Pubrec, encode
+from ..codec.errors import HarnessError
+from ..codec.reason_codes import reason_name
+from ..grading import NotDetected, wrong_code
+from ..probe import Probe
+from ..transcript import IN, NOTE
+from ..verdicts import BrokerViolation
 
 # Application-message properties a server forwards to subscribers, with values that a careless
 # implementation would alter: non-ASCII text, binary with NUL and 0xFF bytes, repeated and empty

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalogue
-from .transport import ConfigError, TlsOptions, parse_url
+from .. import catalogue
+from ..errors import ConfigError
+from ..net import TlsOptions, parse_url
 
 # Capabilities a case may require; True unless the profile or the broker's CONNACK says otherwise.
 CAPABILITIES = {
@@ -43,7 +44,7 @@ LIMITS = {
     # How long past the response timeout an event with no deadline of its own (the Will after an
     # abnormal close) is still awaited: one in that window is NON-STRICT (late), none at all FAIL.
     "event_late_window": 6.0,
-    # Hard bound of one case, in seconds (see conformance/deadline.py); 0: derived from the limits above.
+    # Hard bound of one case, in seconds (see conformance/run/deadline.py); 0: derived from the limits above.
     "case_deadline": 0.0,
 }
 KNOWN_KEYS = {"extends", "name", "broker", "brokers", "embedded", "versions", "credentials", "identities", "tls",
@@ -287,7 +288,7 @@ def check_deviation(where: str, dev: dict[str, Any], profile_dir: Path) -> None:
 
 
 def _evidence_exists(evidence: str, profile_dir: Path) -> bool:
-    from .resources import DATA_ROOT
+    from ..resources import DATA_ROOT
 
     path = Path(evidence)
     return any(p.is_file() for p in (path, DATA_ROOT / path, profile_dir / path, profile_dir.parent.parent / path))

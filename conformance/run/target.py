@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import Connack, Connect, Disconnect
-from .codec.decode import Parser
-from .codec.encode import encode
+from ..codec import Connack, Connect, Disconnect
+from ..codec.decode import Parser
+from ..codec.encode import encode
+from ..net import Endpoint, TlsOptions, open_transport, parse_url
 from .profile import CAPABILITIES, Identity, Profile
-from .transport import Endpoint, TlsOptions, open_transport, parse_url
 
 
 @dataclass

@@ -17,10 +17,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .codec import Connect, reason_name
-from .codec.encode import encode
-from .codec.reason_codes import ALLOWED_50
-from .transport import ConfigError, Endpoint, TlsOptions, Transport, open_transport
+from ..codec import Connect, reason_name
+from ..codec.encode import encode
+from ..codec.reason_codes import ALLOWED_50
+from ..errors import ConfigError
+from ..net import Endpoint, TlsOptions, Transport, open_transport
 
 PREFLIGHT_TIMEOUT = 2.5  # seconds a CONNACK may take (after the TCP/TLS connect): with the nudge below,
 # a silent port is reported in about 3 s

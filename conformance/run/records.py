@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from . import __version__, catalogue
-from .case import CaseSpec
-from .codec.errors import HarnessError
-from .grading import NotDetected, explicit, not_detected_text
-from .setup_steps import precondition, precondition_text
-from .verdicts import (
+from .. import catalogue
+from ..about import __version__
+from ..case import CaseSpec
+from ..codec.errors import HarnessError
+from ..grading import NotDetected, explicit, not_detected_text
+from ..setup_steps import precondition, precondition_text
+from ..verdicts import (
     MUST,
     BrokerGone,
     BrokerViolation,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .codec import (
+from ..codec import (
     Disconnect,
     MalformedPacket,
     Packet,
@@ -36,12 +36,12 @@ from .codec import (
     encode,
     encode_varint,
 )
-from .codec.craft import Crafted
-from .grading import NotDetected
-from .probe import Probe
-from .steps import SENTINEL
-from .transcript import IN, describe
-from .verdicts import BrokerViolation, NonStrict
+from ..codec.craft import Crafted
+from ..grading import NotDetected
+from ..probe import Probe
+from ..transcript import IN, describe
+from ..verdicts import BrokerViolation, NonStrict
+from .common import SENTINEL
 
 MakeProbe = Callable[..., Probe]
 
@@ -255,7 +255,7 @@ def first_receiver(probes: Sequence[Probe], timeout: float, **fields: object) ->
 
 
 def _peek(probe: Probe, wait: float, fields: dict) -> Publish | None:
-    from .probe import mismatches
+    from ..probe import mismatches
 
     deadline = time.monotonic() + wait
     while True:

@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from .results import Judgement
-from .transcript import NOTE
-from .verdicts import Verdict
+from ..transcript import NOTE
+from ..verdicts import Verdict
+from .records import Judgement
 
 FACTOR = 4.0  # a case may take this many times the longest single wait it legitimately has
 TEARDOWN_BUDGET = 10.0  # closing probes and tidying up after a case that used up its own budget
@@ -63,7 +63,7 @@ def _frames(frame: FrameType | None) -> Iterator[FrameType]:
 
 def awaited(frame: FrameType | None) -> tuple[Any, str] | None:
     """(probe, what it waits for) for the Probe wait on the stack at ``frame``, else None."""
-    from .probe import Probe
+    from ..probe import Probe
 
     probe_frames = [f for f in _frames(frame) if isinstance(f.f_locals.get("self"), Probe)]
     if not probe_frames:
@@ -189,8 +189,8 @@ def broker_answers(target: Any, version: str) -> bool:
     """Whether the broker still answers a CONNECT (a CONNACK of any code, or a close, within the connect
     timeout): a broker that accepts TCP connections but answers nothing has hung, and every later case
     would only time out against it. Off the record: no case transcript."""
-    from .probe import Probe, Timing
-    from .transcript import Transcript
+    from ..probe import Probe, Timing
+    from ..transcript import Transcript
 
     limits = target.profile.limits
     wait = max(limits["connect_timeout"], 2 * limits["response_timeout"])

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from .codec import Connect, Pingreq, Pingresp, Properties, Publish
-from .codec.wire import V50
-from .probe import Probe, Timing
-from .transcript import OUT, Transcript
+from ..codec import Connect, Pingreq, Pingresp, Properties, Publish
+from ..codec.wire import V50
+from ..probe import Probe, Timing
+from ..transcript import OUT, Transcript
 
 CLEANUP_TIMING = Timing(response=1.0, connect=2.0, late=0.0)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .codec import Packet, Properties, Publish, Subscription
-from .probe import Probe
-from .transcript import describe
-from .verdicts import BrokerViolation
+from ..codec import Packet, Properties, Publish, Subscription
+from ..probe import Probe
+from ..transcript import describe
+from ..verdicts import BrokerViolation
 
 MakeProbe = Callable[..., Probe]
 

@@ -12,7 +12,8 @@ import os
 import struct
 import time
 
-from .transport import BrokerUnreachable, Endpoint, Transport
+from .base import BrokerUnreachable, Endpoint, TlsOptions, Transport
+from .tcp import open_socket
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -140,3 +141,13 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
         head += struct.pack("!Q", n)
     mask = os.urandom(4)
     return bytes(head) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def open_websocket(endpoint: Endpoint, timeout: float, tls: TlsOptions | None = None) -> WebSocketTransport:
+    """A WebSocket connection (over TLS for wss) that carries MQTT in binary frames."""
+    inner = open_socket(endpoint, timeout, tls)
+    try:
+        return WebSocketTransport.handshake(inner, endpoint, timeout)
+    except OSError as exc:
+        inner.close()
+        raise BrokerUnreachable(f"WebSocket handshake with {endpoint.url} failed: {exc.strerror or exc}") from None

@@ -7,14 +7,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalogue
-from .brokers.base import EmbeddedBroker
+from .. import catalogue
+from ..brokers.base import EmbeddedBroker
+from ..errors import ConfigError
+from ..net import BrokerUnreachable, TlsOptions, check_reachable, parse_url
+from ..resources import DATA_ROOT, PROFILES_DIR
 from .cluster import resolve_nodes
 from .profile import Identity, Profile, load_profile, parse_capability
-from .resources import DATA_ROOT, PROFILES_DIR
 from .supervisor import Supervisor
 from .target import Target, probe_capabilities
-from .transport import BrokerUnreachable, ConfigError, TlsOptions, check_reachable, parse_url
 
 PROJECT_ROOT = DATA_ROOT  # the source checkout, or the copy of cases/ and fixtures/ an installed wheel carries
 
@@ -189,14 +190,14 @@ def start_managed(opts: Options, profile: Profile) -> EmbeddedBroker:
     command = opts.broker_command or profile.managed.get("command")
     if not command:
         return start_embedded(opts.embedded or profile.embedded)
-    from .brokers.command import CommandBroker
+    from ..brokers.command import CommandBroker
 
     timeout = float(profile.managed.get("ready_timeout", 10.0))
     return CommandBroker(command, timeout, tuple(profile.versions)).start()
 
 
 def start_embedded(name: str | None) -> EmbeddedBroker:
-    from . import brokers
+    from .. import brokers
 
     try:
         cls = brokers.get_broker(name) if name else brokers.default_broker()

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import Connack, Connect, Disconnect, Properties, Publish, Subscription, Will, segments
-from .probe import Probe
-from .setup_steps import SUBSCRIPTION_GRANTED, PreconditionFailed
-from .steps import received_before_sentinel
-from .transcript import NOTE, describe
-from .verdicts import BrokerViolation, NonStrict
+from ..codec import Connack, Connect, Disconnect, Properties, Publish, Subscription, Will, segments
+from ..probe import Probe
+from ..setup_steps import SUBSCRIPTION_GRANTED, PreconditionFailed
+from ..transcript import NOTE, describe
+from ..verdicts import BrokerViolation, NonStrict
+from .common import received_before_sentinel
 
 MakeProbe = Callable[..., Probe]
 

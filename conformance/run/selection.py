@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from . import catalogue
-from .case import CaseSpec
+from .. import catalogue
+from ..case import CaseSpec
 
 STATEMENT_ID = re.compile(r"^MQTT-\d+(\.\d+)+-\d+$", re.IGNORECASE)
 SECTION = re.compile(r"^\d+(\.\d+){1,4}$")  # "3.8", "3.1.2"; a bare "3" would clash with pytest arguments

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .brokers.base import EmbeddedBroker
+from ..brokers.base import EmbeddedBroker
 from .supervisor import RERUN_ENV
 
 RUN_TIMEOUT = 600.0  # one variant's re-run of every UNSUPPORTED case
@@ -38,10 +38,10 @@ def candidates(records: list[dict[str, Any]], refused: dict[str, str]) -> list[s
 
 def start_variant(variant: dict[str, Any], versions: tuple[str, ...]) -> EmbeddedBroker:
     if "command" in variant:
-        from .brokers.command import CommandBroker
+        from ..brokers.command import CommandBroker
 
         return CommandBroker(variant["command"], 10.0, versions).start()
-    from .runstate import start_embedded
+    from .context import start_embedded
 
     return start_embedded(variant["embedded"])
 

@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import catalogue
-from .case import CaseSpec
+from .. import catalogue
+from ..case import CaseSpec
 
 EXECUTED = {"PASS", "FAIL", "NON-STRICT", "INFORMATIONAL"}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .codec import Connack, Connect, Disconnect, MalformedPacket, Publish, segments
-from .codec.reason_codes import ALLOWED_50
-from .grading import NotDetected, wrong_code
-from .probe import Probe
-from .transcript import describe
-from .verdicts import BrokerViolation
+from ..codec import Connack, Connect, Disconnect, MalformedPacket, Publish, segments
+from ..codec.reason_codes import ALLOWED_50
+from ..grading import NotDetected, wrong_code
+from ..probe import Probe
+from ..transcript import describe
+from ..verdicts import BrokerViolation
 
 # The 3.1.1 CONNACK refusing the protocol version (code 0x01, no properties). A server that does not know
 # which version a client speaks may answer a 5.0 client with it.
