@@ -5,14 +5,13 @@ import pytest
 
 from conformance import Publish, Subscribe, Subscription, Unsubscribe, Will, case, craft, raw_string
 from conformance.codec import Pingreq, Properties, encode, encode_varint
+from conformance.codec.utf8 import ILL_FORMED_UTF8, SURROGATES
 from conformance.steps.common import received_before_sentinel, subscriber
 from conformance.steps.malformed import (
     BOM,
-    ILL_FORMED_UTF8,
     MALFORMED,
     NULL,
     SURROGATE,
-    SURROGATES,
     expect_rejected,
     property_bytes,
     raw_properties,

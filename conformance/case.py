@@ -17,6 +17,7 @@ import pytest
 
 from . import catalogue
 from .codec.errors import HarnessError
+from .codec.version import Version
 from .verdicts import MAY, MUST, SHOULD
 
 SAME = object()  # v5=SAME: the 5.0 IDs are the 3.1.1 ones
@@ -58,7 +59,7 @@ def case(
     ids5 = ids3 if v5 is SAME else _ids(v5)  # type: ignore[arg-type]
 
     def decorate(fn: Callable) -> Callable:
-        statements = {v: ids for v, ids in (("3.1.1", ids3), ("5.0", ids5)) if ids}
+        statements = {v: ids for v, ids in ((Version.V311, ids3), (Version.V50, ids5)) if ids}
         if not statements:
             raise HarnessError(f"case {fn.__name__} cites no statement")
         for version, ids in statements.items():

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-VERSIONS = ("3.1.1", "5.0")
+from .codec.version import Version
+
+VERSIONS = (Version.V311, Version.V50)
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class Statement:
     @property
     def url(self) -> str:
         base = {
-            "3.1.1": "https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html",
-            "5.0": "https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html",
+            Version.V311: "https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html",
+            Version.V50: "https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html",
         }[self.version]
         return base  # the OASIS pages have no per-statement anchors
 
@@ -52,7 +54,7 @@ def load(version: str) -> dict[str, Statement]:
     """All statements of ``version`` ('3.1.1' or '5.0'), by ID, in spec order."""
     if version not in VERSIONS:
         raise ValueError(f"no catalogue for MQTT {version!r}")
-    areas = {row["id"]: row["area"] for row in _read("areas-5.0.csv")} if version == "5.0" else {}
+    areas = {row["id"]: row["area"] for row in _read("areas-5.0.csv")} if version == Version.V50 else {}
     return {
         row["id"]: Statement(
             id=row["id"], version=version, section=row["section"], section_title=row["section_title"],

@@ -16,6 +16,7 @@ from typing import Any
 from . import catalogue
 from .about import __version__
 from .codec.errors import HarnessError
+from .codec.version import Version
 from .console import Console, expected_durations, is_selection, serial_is_faster
 from .errors import ConfigError
 from .fuzz import cli as fuzz_cli
@@ -55,7 +56,7 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert-file")
     p.add_argument("--key-file")
     p.add_argument("--insecure", action="store_true", help="skip TLS certificate verification (not recommended)")
-    p.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
+    p.add_argument("--mqtt-version", default="all", choices=[Version.V311, Version.V50, "all"])
     p.add_argument("--capability", action="append", default=[], metavar="NAME=VALUE",
                    help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
 
@@ -92,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "anything else (after --) goes to pytest")
 
     lst = sub.add_parser("list", help="list the cases and the statements they cite")
-    lst.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
+    lst.add_argument("--mqtt-version", default="all", choices=[Version.V311, Version.V50, "all"])
     lst.add_argument("--cases", default=str(CASES_DIR), metavar="DIR")
     _add_selection_options(lst)
 
     cov = sub.add_parser("coverage", help="in-scope statements covered per section, and why the rest are not")
-    cov.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
+    cov.add_argument("--mqtt-version", default="all", choices=[Version.V311, Version.V50, "all"])
     cov.add_argument("--results", metavar="FILE", help="count executed cases of this results.json instead")
     cov.add_argument("--cases", default=str(CASES_DIR), metavar="DIR")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .codec.version import Version
 from .probe import Probe
 from .transcript import NOTE
 from .verdicts import BrokerViolation, NonStrict
@@ -54,7 +55,7 @@ class NotDetected(BrokerViolation):
 
 def explicit(version: str | None, statements: Iterable[str]) -> bool:
     """Does a cited statement oblige the server to detect the error (rather than react once detected)?"""
-    if version != "5.0":
+    if version != Version.V50:
         return True  # 3.1.1 4.8.0-1 and 2.2.2-2 are unconditional
     return any(s in EXPLICIT_50 for s in statements)
 

@@ -45,7 +45,7 @@ from .codec.properties import BY_NAME
 from .codec.wire import V50
 from .net import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
 from .setup_steps import SUBACK_COUNT, UNSUBACK_COUNT, PreconditionFailed, failed_answer
-from .transcript import CLOSE, IN, NOTE, OUT, Transcript, describe
+from .transcript import BROKER, CLOSE, IN, NOTE, OUT, Transcript, describe
 from .verdicts import BrokerGone, BrokerViolation
 
 P = TypeVar("P", bound=Packet)
@@ -232,7 +232,7 @@ class Probe:
         if self.closed is None:
             self.closed = Closed(time.monotonic() - self._opened_at, None, reset)
             note = "connection closed by broker" + (" (reset)" if reset else "") + (f": {why}" if why else "")
-            self.transcript.add(self.name, CLOSE, note=note)
+            self.transcript.add(self.name, CLOSE, note=note, closed_by=BROKER)
             if self.transport is not None:
                 # Finish the close at once (TLS close_notify, WebSocket Close): mosquitto's WebSocket listener
                 # otherwise waits ~5 s for it over wss before it drops the client and publishes its Will.

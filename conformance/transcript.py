@@ -11,6 +11,7 @@ from .codec.wire import V50
 from .secrets import mask_bytes, mask_text
 
 OUT, IN, NOTE, CLOSE = "out", "in", "note", "close"
+BROKER, HARNESS = "broker", "harness"  # who closed a connection (Event.closed_by)
 TEXT_ARROWS = {OUT: "->", IN: "<-", NOTE: "  ", CLOSE: "xx"}  # directions in a plain-text transcript
 
 
@@ -23,6 +24,8 @@ class Event:
     packet: Packet | MalformedPacket | None = None
     note: str = ""
     level: int = 4
+    # CLOSE events: who ended the connection, BROKER or HARNESS (None: it never opened).
+    closed_by: str | None = None
 
     def summary(self) -> str:
         if self.dir in (NOTE, CLOSE):
@@ -39,6 +42,7 @@ class Event:
         return {
             "t": round(self.t, 6), "probe": self.probe, "dir": self.dir, "hex": self.data.hex(),
             "summary": self.summary(), "packet": decoded,
+            **({"closed_by": self.closed_by} if self.dir == CLOSE else {}),
         }
 
 
@@ -102,10 +106,10 @@ class Transcript:
         return time.monotonic() - self.start
 
     def add(self, probe: str, direction: str, data: bytes = b"", packet: Any = None, note: str = "",
-            level: int = 4) -> Event:
+            level: int = 4, closed_by: str | None = None) -> Event:
         data, packet = self._mask(data, packet)
         note = mask_text(note, self.secrets)
-        event = Event(self.now(), probe, direction, data, packet, note, level)
+        event = Event(self.now(), probe, direction, data, packet, note, level, closed_by)
         self.events.append(event)
         return event
 
@@ -129,4 +133,4 @@ class Transcript:
         return "\n".join(f"{e.t:9.4f}s {e.probe:>4} {TEXT_ARROWS[e.dir]} {e.summary()}" for e in self.events)
 
 
-__all__ = ["CLOSE", "IN", "NOTE", "OUT", "Event", "Transcript", "describe", "packet_fields", "V50"]
+__all__ = ["BROKER", "CLOSE", "HARNESS", "IN", "NOTE", "OUT", "Event", "Transcript", "describe", "packet_fields", "V50"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -21,7 +22,7 @@ class Aedes(EmbeddedBroker):
     """
 
     name = "aedes"
-    versions = ("3.1.1",)
+    versions = (Version.V311,)
     profile = "aedes.toml"
     credentials: tuple[str, str] | None = None
     start_timeout = 20.0

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from string import Template
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -16,7 +17,7 @@ class Amqtt(EmbeddedBroker):
     """``amqtt -c amqtt.yaml``, run with this interpreter (``python -m amqtt.scripts.broker_script``)."""
 
     name = "amqtt"
-    versions = ("3.1.1",)
+    versions = (Version.V311,)
     profile = "amqtt.toml"
     credentials: tuple[str, str] | None = None
     start_timeout = 20.0

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..codec.errors import HarnessError
+from ..codec.version import Version
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -60,7 +61,7 @@ class EmbeddedBroker:
     """
 
     name = "broker"
-    versions: tuple[str, ...] = ("3.1.1", "5.0")
+    versions: tuple[str, ...] = (Version.V311, Version.V50)
     host = "127.0.0.1"
     start_timeout = 20.0
 

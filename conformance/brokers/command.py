@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from ..codec.version import Version
 from ..errors import ConfigError
 from .base import EmbeddedBroker, free_port
 
@@ -22,7 +23,7 @@ class CommandBroker(EmbeddedBroker):
     name = "broker-command"
 
     def __init__(self, template: str, ready_timeout: float = 10.0,
-                 versions: tuple[str, ...] = ("3.1.1", "5.0")) -> None:
+                 versions: tuple[str, ...] = (Version.V311, Version.V50)) -> None:
         check_template(template)
         self.template = template
         self.start_timeout = ready_timeout

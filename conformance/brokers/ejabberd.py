@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -34,7 +35,7 @@ def ejabberd_lib_dir() -> str | None:
 
 class Ejabberd(EmbeddedBroker):
     name = "ejabberd"
-    versions = ("3.1.1", "5.0")
+    versions = (Version.V311, Version.V50)
     profile = "ejabberd.toml"
     # Anonymous auth (login_anon) accepts any username; a CONNECT without one is refused.
     credentials: tuple[str, str] | None = ("conformance", "conformance")  # (username, password)

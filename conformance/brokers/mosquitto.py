@@ -21,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -46,7 +47,7 @@ def dynsec_plugin() -> str | None:
 
 class Mosquitto(EmbeddedBroker):
     name = "mosquitto"
-    versions = ("3.1.1", "5.0")
+    versions = (Version.V311, Version.V50)
     profile = "mosquitto.toml"
 
     def __init__(self, extra_config: str = "") -> None:

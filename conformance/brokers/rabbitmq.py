@@ -12,6 +12,7 @@ import glob
 import os
 from string import Template
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -26,7 +27,7 @@ def server_script() -> str | None:
 
 class RabbitMQ(EmbeddedBroker):
     name = "rabbitmq"
-    versions = ("3.1.1",)
+    versions = (Version.V311,)
     profile = "rabbitmq.toml"
     # guest may only log in from loopback (loopback_users.guest); anonymous CONNECTs are mapped to it.
     credentials: tuple[str, str] | None = ("guest", "guest")  # (username, password)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codec.errors import HarnessError
+from ..codec.version import Version
 from .base import EmbeddedBroker, wait_for_port
 from .rabbitmq import RabbitMQ
 
@@ -41,7 +42,7 @@ class ClusterNode(RabbitMQ):
         # three nodes boot in parallel from the calling thread (the kernel's parent-death signal is
         # tied to the thread that forked the node: no worker threads here)
         argv = super().command()
-        self.mqtt_port, self.ports = self.ports["3.1.1"], {}
+        self.mqtt_port, self.ports = self.ports[Version.V311], {}
         return argv
 
     def wait_ready(self, timeout: float) -> None:
@@ -49,7 +50,7 @@ class ClusterNode(RabbitMQ):
             wait_for_port(self.host, self.mqtt_port, timeout, self.process)
         except HarnessError as exc:
             raise type(exc)(f"rabbitmq-cluster node {self.nodename}: {exc}; log: {self.log_tail()}") from None
-        self.ports = {"3.1.1": self.mqtt_port}
+        self.ports = {Version.V311: self.mqtt_port}
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -87,7 +88,7 @@ class ClusterNode(RabbitMQ):
 
 class RabbitMQCluster(EmbeddedBroker):
     name = "rabbitmq-cluster"
-    versions = ("3.1.1",)
+    versions = (Version.V311,)
     profile = "rabbitmq-cluster.toml"
     credentials: tuple[str, str] | None = ("guest", "guest")
     start_timeout = 240.0  # three boots in parallel on 2 cores, then two joins
@@ -116,7 +117,7 @@ class RabbitMQCluster(EmbeddedBroker):
         except BaseException:
             self.stop()
             raise
-        self.ports = {"3.1.1": self.nodes["a"].mqtt_port}
+        self.ports = {Version.V311: self.nodes["a"].mqtt_port}
         return self
 
     def _join(self) -> None:

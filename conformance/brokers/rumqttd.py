@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from string import Template
 
+from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
 from .base import EmbeddedBroker, free_port
 
@@ -24,7 +25,7 @@ class Rumqttd(EmbeddedBroker):
     """
 
     name = "rumqttd"
-    versions = ("3.1.1", "5.0")
+    versions = (Version.V311, Version.V50)
     profile = "rumqttd.toml"
     credentials: tuple[str, str] | None = None
     start_timeout = 20.0
@@ -35,7 +36,7 @@ class Rumqttd(EmbeddedBroker):
 
     def config(self) -> str:
         return Template(TEMPLATE.read_text()).substitute(
-            host=self.host, port_v4=self.ports["3.1.1"], port_v5=self.ports["5.0"]
+            host=self.host, port_v4=self.ports[Version.V311], port_v5=self.ports[Version.V50]
         )
 
     def command(self) -> list[str]:
@@ -43,7 +44,7 @@ class Rumqttd(EmbeddedBroker):
         port_v5 = free_port(self.host)
         while port_v5 == port_v4:
             port_v5 = free_port(self.host)
-        self.ports = {"3.1.1": port_v4, "5.0": port_v5}
+        self.ports = {Version.V311: port_v4, Version.V50: port_v5}
         conf = self.workdir / "rumqttd.toml"
         conf.write_text(self.config())
         return [sys.executable, str(SERVE), str(conf)]

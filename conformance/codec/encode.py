@@ -24,10 +24,11 @@ from .packets import (
     _Ack,
 )
 from .properties import encode_properties
+from .version import Version
 from .wire import V31, V50, V311, encode_binary, encode_str, encode_u16, encode_varint
 
 PROTOCOL_NAMES = {V31: "MQIsdp", V311: "MQTT", V50: "MQTT"}
-LEVELS = {"3.1": V31, "3.1.1": V311, "5.0": V50, "5": V50}
+LEVELS = {"3.1": V31, Version.V311: V311, Version.V50: V50, "5": V50}
 
 
 def level_of(version: str | int) -> int:

@@ -26,6 +26,7 @@ from hypothesis.errors import HypothesisWarning
 
 from .. import catalogue
 from ..codec import Pingreq, Pingresp, Publish
+from ..codec.version import Version
 from ..net import BrokerUnreachable
 from ..probe import Probe
 from ..transcript import Transcript
@@ -150,7 +151,7 @@ class BrokerGuard:
 
 @dataclass
 class CampaignOptions:
-    versions: tuple[str, ...] = ("3.1.1", "5.0")
+    versions: tuple[str, ...] = (Version.V311, Version.V50)
     seed: int | None = 0
     time_budget: float = 60.0
     modes: tuple[str, ...] = MODES

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..codec.errors import HarnessError
+from ..codec.version import Version
 from ..errors import ConfigError
 from ..net import Endpoint, SocketTransport, parse_url
 
-V311, V50 = "3.1.1", "5.0"
+V311, V50 = Version.V311, Version.V50
 GENERIC = {V311: "MQTT-4.8.0-1", V50: "MQTT-4.13.1-1"}
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..codec.version import Version
 from ..errors import ConfigError
 from .common import Finding, FuzzTarget, IgnoreList, Limits, Problem, rule_family
 
@@ -59,7 +60,7 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an mqtt-conformance fuzz reproducer")
-    if doc.get("mqtt_version") not in ("3.1.1", "5.0") or doc.get("mode") not in ("packet", "stateful"):
+    if doc.get("mqtt_version") not in (Version.V311, Version.V50) or doc.get("mode") not in ("packet", "stateful"):
         raise ConfigError(f"{path}: unknown mqtt_version or mode")
     if not isinstance(doc.get("steps"), list) or not doc["steps"]:
         raise ConfigError(f"{path} has no steps")

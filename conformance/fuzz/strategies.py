@@ -47,8 +47,9 @@ from ..codec import (
 from ..codec.encode import segments
 from ..codec.packets import REQUIRED_FLAGS
 from ..codec.properties import BY_NAME
+from ..codec.utf8 import ILL_FORMED_UTF8, SURROGATES
+from ..codec.version import Version
 from ..codec.wire import encode_u16, encode_varint
-from ..steps.malformed import ILL_FORMED_UTF8, SURROGATES
 
 # -- context -----------------------------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ class FuzzContext:
 
     @property
     def v5(self) -> bool:
-        return self.version == "5.0"
+        return self.version == Version.V50
 
     @property
     def level(self) -> int:
@@ -78,7 +79,7 @@ class FuzzContext:
 
     @classmethod
     def from_caps(cls, version: str, prefix: str, caps: dict[str, Any]) -> FuzzContext:
-        if version != "5.0":
+        if version != Version.V50:
             return cls(version, prefix)
         return cls(
             version, prefix,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalogue import VERSIONS, Statement, load
+from ..codec.version import Version
 from ..verdicts import SEVERITY, Verdict, worst
 from .coverage import EXECUTED
 
@@ -32,8 +33,8 @@ _COMMON_TITLES = {
     "6": "WebSocket transport", "7": "Conformance", "7.1": "Conformance targets",
 }
 CHAPTER_TITLES: dict[str, dict[str, str]] = {
-    "3.1.1": {**_COMMON_TITLES, "2.2": "Fixed header", "2.3": "Variable header", "4.8": "Handling errors"},
-    "5.0": {
+    Version.V311: {**_COMMON_TITLES, "2.2": "Fixed header", "2.3": "Variable header", "4.8": "Handling errors"},
+    Version.V50: {
         **_COMMON_TITLES, "2.1": "Structure of a Control Packet", "2.2": "Variable header",
         "4.2": "Network connections", "4.8": "Subscriptions", "4.9": "Flow control", "4.10": "Request / Response",
         "4.11": "Server redirection", "4.12": "Enhanced authentication", "4.13": "Handling errors",

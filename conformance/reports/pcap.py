@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..transcript import HARNESS
 from .model import Case, run_of, safe_name
 from .transcript import direction, entry_bytes
 
@@ -26,8 +27,6 @@ FIRST_CLIENT_PORT = 50001
 MSS = 1460
 STEP = 1e-6  # spacing of synthesized packets (handshake, ACKs) around a transcript timestamp
 
-# Words in a "close" entry's summary that mean the harness hung up; otherwise the broker did.
-_CLIENT_CLOSE_WORDS = ("harness", "client", "local", "probe")
 
 
 @dataclass
@@ -143,8 +142,8 @@ def build_packets(case: Case, base_time: float) -> list[Frame]:
             if payload:
                 builder.data(probe, kind == "out", payload, last_t)
         elif kind == "close":
-            summary = str(entry.get("summary") or "").lower()
-            builder.close(probe, any(word in summary for word in _CLIENT_CLOSE_WORDS), last_t)
+            # closed_by: the transcript's data (absent in results files of older runs: the broker, as then)
+            builder.close(probe, entry.get("closed_by") == HARNESS, last_t)
     return builder.packets
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..codec import Properties, decode
+from ..codec.version import Version
 
 ARROWS = {"out": "→", "in": "←", "close": "✕", "note": "•"}
 MASK = "***"
@@ -80,7 +81,7 @@ _V3_NAMES = {"CONNECT": {"clean_start": "clean_session"}, "CONNACK": {"reason_co
 
 def for_version(fields: Any, version: str, kind: str = "") -> Any:
     """``fields`` as the version's packet has them: 3.1.1 without 5.0-only fields, under 3.1.1 names."""
-    if version != "3.1.1":
+    if version != Version.V311:
         return fields
     if isinstance(fields, list):
         return [for_version(v, version) for v in fields]

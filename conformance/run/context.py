@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import catalogue
 from ..brokers.base import EmbeddedBroker
+from ..codec.version import Version
 from ..errors import ConfigError
 from ..net import BrokerUnreachable, TlsOptions, check_reachable, parse_url
 from ..resources import DATA_ROOT, PROFILES_DIR
@@ -42,10 +43,10 @@ class Options:
     def selected_versions(self) -> tuple[str, ...]:
         if self.mqtt_version == "all":
             return catalogue.VERSIONS
-        if self.mqtt_version in ("5", "5.0"):
-            return ("5.0",)
-        if self.mqtt_version == "3.1.1":
-            return ("3.1.1",)
+        if self.mqtt_version in ("5", Version.V50):
+            return (Version.V50,)
+        if self.mqtt_version == Version.V311:
+            return (Version.V311,)
         raise ConfigError(f"--mqtt-version must be 3.1.1, 5.0 or all, not {self.mqtt_version!r}")
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..codec import Connect, reason_name
 from ..codec.encode import encode
 from ..codec.reason_codes import ALLOWED_50
+from ..codec.version import Version
 from ..errors import ConfigError
 from ..net import Endpoint, TlsOptions, Transport, open_transport
 
@@ -127,15 +128,15 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
     if answer.kind == "closed":
         return "closed"  # decided by the caller: depends on whether another version works
     code = answer.code or 0
-    if version == "5.0" and answer.remaining_length == 2:
+    if version == Version.V50 and answer.remaining_length == 2:
         return (f"the broker answers an MQTT 5.0 CONNECT with an MQTT 3.1.1 CONNACK "
                 f"(return code {code} {_code_name('3.1.1', code)})") + ": it does not speak 5.0"
     if code == 0:
         return None
     name = _code_name(version, code)
-    if code in ((0x84,) if version == "5.0" else (1,)):
+    if code in ((0x84,) if version == Version.V50 else (1,)):
         return f"the broker refuses MQTT {version} CONNECT with {name} (0x{code:02X})"
-    if code in ((0x86, 0x87, 0x8C) if version == "5.0" else (4, 5)):
+    if code in ((0x86, 0x87, 0x8C) if version == Version.V50 else (4, 5)):
         who = f"user {username!r}" if username else "anonymous clients (no user name given)"
         raise PreflightError(f"{where} refused the credentials of {who} (MQTT {version} CONNACK 0x{code:02X} "
                              f"{name}): {CREDENTIAL_FIX}")
@@ -145,9 +146,9 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
 
 def _code_name(version: str, code: int) -> str:
     """The name of a CONNACK code of ``version`` ("undefined" for one a CONNACK cannot carry)."""
-    if version == "5.0" and code not in ALLOWED_50["CONNACK"]:
+    if version == Version.V50 and code not in ALLOWED_50["CONNACK"]:
         return "undefined"
-    return reason_name(code, "CONNACK", 5 if version == "5.0" else 4)
+    return reason_name(code, "CONNACK", 5 if version == Version.V50 else 4)
 
 
 def _show(data: bytes, limit: int = 40) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import catalogue
+from ..codec.version import Version
 from ..errors import ConfigError
 from ..net import TlsOptions, parse_url
 
@@ -82,7 +83,7 @@ class Profile:
     path: str | None = None
     urls: dict[str, str] = field(default_factory=dict)  # version -> URL
     embedded: str | None = None
-    versions: tuple[str, ...] = ("3.1.1", "5.0")
+    versions: tuple[str, ...] = (Version.V311, Version.V50)
     credentials: Identity = field(default_factory=Identity)
     identities: dict[str, Identity] = field(default_factory=dict)  # e.g. "unauthorised", "second"
     tls: TlsOptions = field(default_factory=TlsOptions)
@@ -151,7 +152,7 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_KEYS))}")
     check_types(where, data)
     profile = Profile(name=str(data.get("name", "")), path=where if where != "profile" else None)
-    versions = data.get("versions", ["3.1.1", "5.0"])
+    versions = data.get("versions", [Version.V311, Version.V50])
     bad = [v for v in versions if v not in catalogue.VERSIONS]
     if bad or not versions:
         raise ConfigError(f"{where}: versions must be a list of 3.1.1 and/or 5.0, got {versions!r}")

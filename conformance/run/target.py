@@ -9,6 +9,7 @@ from typing import Any
 from ..codec import Connack, Connect, Disconnect
 from ..codec.decode import Parser
 from ..codec.encode import encode
+from ..codec.version import Version
 from ..net import Endpoint, TlsOptions, open_transport, parse_url
 from .profile import CAPABILITIES, Identity, Profile
 
@@ -33,7 +34,7 @@ class Target:
 
     @property
     def versions(self) -> tuple[str, ...]:
-        return tuple(v for v in ("3.1.1", "5.0") if v in self.urls)
+        return tuple(v for v in (Version.V311, Version.V50) if v in self.urls)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.path,
@@ -65,7 +66,7 @@ _CONNACK_CAPS = {
 def probe_capabilities(target: Target, version: str, timeout: float = 3.0) -> dict[str, Any]:
     """Capabilities for ``version``: defaults, then what a 5.0 CONNACK advertises, then the profile."""
     caps = dict(CAPABILITIES)
-    if version == "5.0":
+    if version == Version.V50:
         connack = _first_connack(target, timeout)
         if connack is not None:
             for prop, cap in _CONNACK_CAPS.items():
@@ -82,10 +83,10 @@ def _first_connack(target: Target, timeout: float) -> Connack | None:
         client_id=f"mqttc-caps-{uuid.uuid4().hex[:10]}", clean_start=True, keep_alive=30,
         username=creds.username, password=creds.password.encode() if creds.password else None,
     )
-    transport = open_transport(target.endpoint("5.0"), timeout, target.tls)
+    transport = open_transport(target.endpoint(Version.V50), timeout, target.tls)
     try:
-        transport.send(encode(connect, "5.0"))
-        parser = Parser("5.0")
+        transport.send(encode(connect, Version.V50))
+        parser = Parser(Version.V50)
         for _ in range(50):
             data = transport.recv(timeout)
             if not data:
@@ -93,7 +94,7 @@ def _first_connack(target: Target, timeout: float) -> Connack | None:
             for _raw, packet in parser.feed(data):
                 if isinstance(packet, Connack):
                     if packet.reason_code == 0:
-                        transport.send(encode(Disconnect(), "5.0"))
+                        transport.send(encode(Disconnect(), Version.V50))
                     return packet
                 return None
         return None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 
 from ..codec import Connack, Connect, Disconnect, MalformedPacket, Publish, segments
 from ..codec.reason_codes import ALLOWED_50
+from ..codec.version import Version
 from ..grading import NotDetected, wrong_code
 from ..probe import Probe
 from ..transcript import describe
@@ -19,7 +20,7 @@ from ..verdicts import BrokerViolation
 LEGACY_REFUSAL = bytes.fromhex("20020001")
 
 # Refusal codes by cause: 3.1.1 return codes, 5.0 reason codes.
-BAD_CREDENTIALS = {"3.1.1": {0x04, 0x05}, "5.0": {0x86, 0x87}}  # bad user name or password / not authorised
+BAD_CREDENTIALS = {Version.V311: {0x04, 0x05}, Version.V50: {0x86, 0x87}}  # bad user name or password / not authorised
 MALFORMED_CONNECT = {0x81, 0x82}  # 5.0: Malformed Packet, Protocol Error
 # 5.0: an Authentication Method no server supports, and the codes that may refuse it (MQTT-4.12.0-1).
 UNKNOWN_AUTH_METHOD = "mqttc-no-such-method"

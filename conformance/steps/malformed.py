@@ -43,6 +43,7 @@ from ..codec import (
     raw_string,
     reason_name,
 )
+from ..codec.utf8 import SURROGATES
 from ..codec.wire import encode_varint
 from ..grading import NotDetected, wrong_code
 from ..probe import Closed, Probe, Sendable
@@ -53,22 +54,6 @@ MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
 TOPIC_NAME_INVALID = 0x90
 
-# Byte sequences that are not well-formed UTF-8 (RFC 3629), by a readable name.
-ILL_FORMED_UTF8: dict[str, bytes] = {
-    "lone-continuation-80": b"\x80",
-    "byte-ff": b"\xff",
-    "truncated-e282": b"\xe2\x82",
-    "overlong-slash-c0af": b"\xc0\xaf",
-    "overlong-null-c080": b"\xc0\x80",
-    "above-10ffff-f4908080": b"\xf4\x90\x80\x80",
-}
-# Encodings of UTF-16 surrogate code points, which UTF-8 must never carry.
-SURROGATES: dict[str, bytes] = {
-    "surrogate-d800": b"\xed\xa0\x80",
-    "surrogate-dbff": b"\xed\xaf\xbf",
-    "surrogate-dc00": b"\xed\xb0\x80",
-    "surrogate-dfff": b"\xed\xbf\xbf",
-}
 SURROGATE = SURROGATES["surrogate-d800"]
 NULL = b"\x00"
 BOM = "\ufeff"  # encoded EF BB BF

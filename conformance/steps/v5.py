@@ -14,6 +14,7 @@ from typing import Any
 from ..codec import Disconnect, Packet, Pingreq, Pingresp, Properties, Puback, Publish, Pubrec, encode
 from ..codec.errors import HarnessError
 from ..codec.reason_codes import reason_name
+from ..codec.version import Version
 from ..grading import NotDetected, wrong_code
 from ..probe import Probe
 from ..transcript import IN, NOTE
@@ -223,13 +224,13 @@ def sized_publish(topic: str, size: int, *, qos: int = 0, packet_id: int | None 
                   properties: Properties | None = None, fill: bytes = b"x") -> Publish:
     """A PUBLISH whose encoded size (fixed header included) is exactly ``size`` bytes."""
     base = Publish(topic=topic, payload=b"", qos=qos, packet_id=packet_id, properties=properties or Properties())
-    payload_len = size - len(encode(base, "5.0"))
+    payload_len = size - len(encode(base, Version.V50))
     for _ in range(4):  # a longer payload can lengthen the Remaining Length field itself
         if payload_len < 0:
             break
         candidate = Publish(topic=topic, payload=(fill * (payload_len + 1))[:payload_len], qos=qos,
                             packet_id=packet_id, properties=base.properties)
-        actual = len(encode(candidate, "5.0"))
+        actual = len(encode(candidate, Version.V50))
         if actual == size:
             return candidate
         payload_len -= actual - size
