@@ -37,11 +37,11 @@ class Statement:
 
     @property
     def url(self) -> str:
-        base = {
+        urls: dict[str, str] = {
             Version.V311: "https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html",
             Version.V50: "https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html",
-        }[self.version]
-        return base  # the OASIS pages have no per-statement anchors
+        }
+        return urls[self.version]  # the OASIS pages have no per-statement anchors
 
 
 def _read(name: str) -> list[dict[str, str]]:

@@ -23,6 +23,8 @@ from conformance.codec import (
 from conformance.codec.packets import PacketType
 from conformance.codec.wire import decode_varint
 
+pytestmark = pytest.mark.unit
+
 VERSIONS = [4, 5]
 
 

@@ -31,6 +31,8 @@ from strategies import by_type  # noqa: E402
 
 from conformance.codec.wire import decode_varint  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 # scapy's dissector predates 5.0; it reads 3.1.1 packets only.
 CHECKED = [t for t in PacketType if t != PacketType.AUTH]
 

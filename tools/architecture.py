@@ -133,13 +133,13 @@ def upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
                   if name != PACKAGE and layer(dep) > layer(name))
 
 
-def functions(known: dict[str, Path]) -> list[tuple[int, str]]:
+def functions(known: dict[str, Path], root: Path = ROOT) -> list[tuple[int, str]]:
     lengths = []
     for path in known.values():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lengths.append((node.end_lineno - node.lineno + 1,
-                                f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"))
+                                f"{path.relative_to(root)}:{node.lineno} {node.name}"))
     return sorted(lengths, reverse=True)
 
 
@@ -149,7 +149,7 @@ def problems(root: Path = ROOT) -> list[str]:
     found = [f"import circle: {' <-> '.join(c)}" for c in circles(edges)]
     found += [f"upward import: {a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
               for a, b in upward(edges)]
-    found += [f"{where}: {length} lines (at most {LONGEST})" for length, where in functions(known)
+    found += [f"{where}: {length} lines (at most {LONGEST})" for length, where in functions(known, root)
               if length > LONGEST]
     unplaced = [name for name in known if layer(name) < 0]
     found += [f"module in no layer: {name}" for name in unplaced]

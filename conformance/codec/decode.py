@@ -6,6 +6,8 @@ that was broken. ``Parser`` cuts a byte stream into packets whatever the TCP seg
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .errors import MalformedPacket
 from .packets import (
     PACKET_CLASSES,
@@ -26,7 +28,7 @@ from .packets import (
     Unsubscribe,
     Will,
 )
-from .properties import NO_PROPERTIES, WILL, decode_properties
+from .properties import NO_PROPERTIES, WILL, Properties, decode_properties
 from .wire import V31, V50, V311, Reader, decode_varint, rule
 
 VALID_SUBACK_311 = {0x00, 0x01, 0x02, 0x80}
@@ -57,7 +59,7 @@ def decode_packet(data: bytes, level: int) -> Packet:
     return packet
 
 
-def _props(reader: Reader, packet: str, level: int):  # noqa: ANN202 - Properties
+def _props(reader: Reader, packet: str, level: int) -> Properties:
     return decode_properties(reader, packet) if level == V50 else NO_PROPERTIES
 
 
@@ -68,81 +70,108 @@ def _packet_id(reader: Reader, name: str, level: int) -> int:
     return value
 
 
-def _decode_body(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
-    v5 = level == V50
-    name = ptype.name
-    if ptype == PacketType.CONNECT:
-        return _decode_connect(r)
-    if ptype == PacketType.CONNACK:
-        ack_flags = r.u8("CONNACK acknowledge flags")
-        if ack_flags & 0xFE:
-            raise MalformedPacket("CONNACK acknowledge flags bits 7-1 are not 0", rule("connack_reserved", level))
-        code = r.u8("CONNACK reason code")
-        return Connack(session_present=bool(ack_flags & 1), reason_code=code, properties=_props(r, name, level))
-    if ptype == PacketType.PUBLISH:
-        qos = (flags >> 1) & 0x03
-        if qos == 3:
-            raise MalformedPacket("PUBLISH QoS bits are 11", rule("qos3", level))
-        topic = r.string("PUBLISH topic name")
-        if "+" in topic or "#" in topic:
-            raise MalformedPacket(f"PUBLISH topic name {topic!r} contains a wildcard", rule("topic_wildcard", level))
-        packet_id = _packet_id(r, name, level) if qos else None
-        props = _props(r, name, level)
-        return Publish(
-            topic=topic, payload=r.take(r.remaining, "payload"), qos=qos, retain=bool(flags & 1),
-            dup=bool(flags & 8), packet_id=packet_id, properties=props,
-        )
-    if ptype in (PacketType.PUBACK, PacketType.PUBREC, PacketType.PUBREL, PacketType.PUBCOMP):
-        cls = PACKET_CLASSES[ptype]
-        packet_id = _packet_id(r, name, level)
-        code, props = 0, NO_PROPERTIES
-        if v5 and r.remaining:
-            code = r.u8(f"{name} reason code")
-            if r.remaining:
-                props = decode_properties(r, name)
-        return cls(packet_id=packet_id, reason_code=code, properties=props)  # type: ignore[call-arg]
-    if ptype == PacketType.SUBSCRIBE:
-        packet_id = _packet_id(r, name, level)
-        props = _props(r, name, level)
-        subs = []
-        while r.remaining:
-            topic_filter = r.string("SUBSCRIBE topic filter")
-            options = r.u8("SUBSCRIBE options")
-            subs.append(Subscription(
-                topic_filter, qos=options & 3, no_local=bool(options & 4),
-                retain_as_published=bool(options & 8), retain_handling=(options >> 4) & 3,
-            ))
-        return Subscribe(packet_id=packet_id, subscriptions=tuple(subs), properties=props)
-    if ptype == PacketType.SUBACK:
-        packet_id = _packet_id(r, name, level)
-        props = _props(r, name, level)
-        codes = tuple(r.take(r.remaining, "SUBACK return codes"))
-        if not v5 and not set(codes) <= VALID_SUBACK_311:
-            raise MalformedPacket(f"SUBACK return codes {codes} include values 3.1.1 does not define", "MQTT-3.9.3-2")
-        return Suback(packet_id=packet_id, reason_codes=codes, properties=props)
-    if ptype == PacketType.UNSUBSCRIBE:
-        packet_id = _packet_id(r, name, level)
-        props = _props(r, name, level)
-        filters = []
-        while r.remaining:
-            filters.append(r.string("UNSUBSCRIBE topic filter"))
-        return Unsubscribe(packet_id=packet_id, topic_filters=tuple(filters), properties=props)
-    if ptype == PacketType.UNSUBACK:
-        packet_id = _packet_id(r, name, level)
-        if not v5:
-            return Unsuback(packet_id=packet_id)
-        props = decode_properties(r, name)
-        return Unsuback(packet_id=packet_id, reason_codes=tuple(r.take(r.remaining, "codes")), properties=props)
-    if ptype in (PacketType.PINGREQ, PacketType.PINGRESP):
-        return Pingreq() if ptype == PacketType.PINGREQ else Pingresp()
-    # DISCONNECT, AUTH
-    cls = Disconnect if ptype == PacketType.DISCONNECT else Auth
+def _reason_and_properties(r: Reader, name: str, level: int) -> tuple[int, Properties]:
+    """5.0's optional Reason Code and properties after the variable header (absent: 0, none)."""
     code, props = 0, NO_PROPERTIES
-    if v5 and r.remaining:
+    if level == V50 and r.remaining:
         code = r.u8(f"{name} reason code")
         if r.remaining:
             props = decode_properties(r, name)
-    return cls(reason_code=code, properties=props)
+    return code, props
+
+
+def _connack(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    ack_flags = r.u8("CONNACK acknowledge flags")
+    if ack_flags & 0xFE:
+        raise MalformedPacket("CONNACK acknowledge flags bits 7-1 are not 0", rule("connack_reserved", level))
+    code = r.u8("CONNACK reason code")
+    return Connack(session_present=bool(ack_flags & 1), reason_code=code, properties=_props(r, ptype.name, level))
+
+
+def _publish(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    qos = (flags >> 1) & 0x03
+    if qos == 3:
+        raise MalformedPacket("PUBLISH QoS bits are 11", rule("qos3", level))
+    topic = r.string("PUBLISH topic name")
+    if "+" in topic or "#" in topic:
+        raise MalformedPacket(f"PUBLISH topic name {topic!r} contains a wildcard", rule("topic_wildcard", level))
+    packet_id = _packet_id(r, ptype.name, level) if qos else None
+    props = _props(r, ptype.name, level)
+    return Publish(
+        topic=topic, payload=r.take(r.remaining, "payload"), qos=qos, retain=bool(flags & 1),
+        dup=bool(flags & 8), packet_id=packet_id, properties=props,
+    )
+
+
+def _ack(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    packet_id = _packet_id(r, ptype.name, level)
+    code, props = _reason_and_properties(r, ptype.name, level)
+    return PACKET_CLASSES[ptype](packet_id=packet_id, reason_code=code, properties=props)  # type: ignore[call-arg]
+
+
+def _subscribe(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    packet_id = _packet_id(r, ptype.name, level)
+    props = _props(r, ptype.name, level)
+    subs = []
+    while r.remaining:
+        topic_filter = r.string("SUBSCRIBE topic filter")
+        options = r.u8("SUBSCRIBE options")
+        subs.append(Subscription(
+            topic_filter, qos=options & 3, no_local=bool(options & 4),
+            retain_as_published=bool(options & 8), retain_handling=(options >> 4) & 3,
+        ))
+    return Subscribe(packet_id=packet_id, subscriptions=tuple(subs), properties=props)
+
+
+def _suback(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    packet_id = _packet_id(r, ptype.name, level)
+    props = _props(r, ptype.name, level)
+    codes = tuple(r.take(r.remaining, "SUBACK return codes"))
+    if level != V50 and not set(codes) <= VALID_SUBACK_311:
+        raise MalformedPacket(f"SUBACK return codes {codes} include values 3.1.1 does not define", "MQTT-3.9.3-2")
+    return Suback(packet_id=packet_id, reason_codes=codes, properties=props)
+
+
+def _unsubscribe(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    packet_id = _packet_id(r, ptype.name, level)
+    props = _props(r, ptype.name, level)
+    filters = []
+    while r.remaining:
+        filters.append(r.string("UNSUBSCRIBE topic filter"))
+    return Unsubscribe(packet_id=packet_id, topic_filters=tuple(filters), properties=props)
+
+
+def _unsuback(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    packet_id = _packet_id(r, ptype.name, level)
+    if level != V50:
+        return Unsuback(packet_id=packet_id)
+    props = decode_properties(r, ptype.name)
+    return Unsuback(packet_id=packet_id, reason_codes=tuple(r.take(r.remaining, "codes")), properties=props)
+
+
+def _disconnect_or_auth(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    code, props = _reason_and_properties(r, ptype.name, level)
+    return (Disconnect if ptype == PacketType.DISCONNECT else Auth)(reason_code=code, properties=props)
+
+
+_BODIES: dict[PacketType, Callable[[PacketType, int, Reader, int], Packet]] = {
+    PacketType.CONNECT: lambda ptype, flags, r, level: _decode_connect(r),
+    PacketType.CONNACK: _connack,
+    PacketType.PUBLISH: _publish,
+    **dict.fromkeys((PacketType.PUBACK, PacketType.PUBREC, PacketType.PUBREL, PacketType.PUBCOMP), _ack),
+    PacketType.SUBSCRIBE: _subscribe,
+    PacketType.SUBACK: _suback,
+    PacketType.UNSUBSCRIBE: _unsubscribe,
+    PacketType.UNSUBACK: _unsuback,
+    PacketType.PINGREQ: lambda ptype, flags, r, level: Pingreq(),
+    PacketType.PINGRESP: lambda ptype, flags, r, level: Pingresp(),
+    PacketType.DISCONNECT: _disconnect_or_auth,
+    PacketType.AUTH: _disconnect_or_auth,
+}
+
+
+def _decode_body(ptype: PacketType, flags: int, r: Reader, level: int) -> Packet:
+    return _BODIES[ptype](ptype, flags, r, level)
 
 
 def _decode_connect(r: Reader) -> Connect:

@@ -75,6 +75,7 @@ class Properties:
     """
 
     __slots__ = ("items",)
+    items: tuple[tuple[str | int, Any], ...]
 
     def __init__(self, **values: Any) -> None:
         items: list[tuple[str, Any]] = []
