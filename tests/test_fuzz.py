@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from conformance.cli import main
 from conformance.codec import Parser, Publish
+from conformance.codec.version import VERSIONS, Version
 from conformance.errors import ConfigError
 from conformance.fuzz.campaign import Campaign, CampaignOptions
 from conformance.fuzz.common import IgnoreList, check_rules_against_catalogue, is_loopback, resolve_target
@@ -29,7 +30,7 @@ MOSQUITTO_KNOWN = [
     "3.1.1:model/overlap-qos",  # one copy at the QoS of the last matching subscription
 ]
 CONTEXTS = [FuzzContext.from_caps(v, "mqttc-fuzz/t", {"topic_alias_maximum": 10, "receive_maximum": 20})
-            for v in ("3.1.1", "5.0")]
+            for v in VERSIONS]
 
 
 def test_every_rule_cites_statements_of_the_catalogue():
@@ -102,23 +103,23 @@ def _pub(topic: str, payload: bytes, qos: int, retain: bool = False) -> Publish:
 
 
 def test_model_overlap_queue_and_retained():
-    model = BrokerModel("3.1.1", ["a", "b"])
+    model = BrokerModel(Version.V311, ["a", "b"])
     assert model.connect("a", clean=False, persistent=True) == (False, [])
     model.subscribe("a", [("t/#", 2, False, False, 0), ("t/x", 0, False, False, 0)], [2, 0])
     live = model.publish("b", "t/x", b"m1", 1, retain=True)["a"]
-    assert compare([live], [_pub("t/x", b"m1", 1)], "3.1.1") == []  # one copy at the highest QoS
-    assert compare([live], [_pub("t/x", b"m1", 1), _pub("t/x", b"m1", 0)], "3.1.1") == []  # or one per filter
-    assert [p.rule for p in compare([live], [_pub("t/x", b"m1", 0)], "3.1.1")] == ["model/overlap-qos"]
-    assert [p.rule for p in compare([live], [_pub("t/x", b"m1", 1, retain=True)], "3.1.1")] == ["model/retain-flag"]
+    assert compare([live], [_pub("t/x", b"m1", 1)]) == []  # one copy at the highest QoS
+    assert compare([live], [_pub("t/x", b"m1", 1), _pub("t/x", b"m1", 0)]) == []  # or one per filter
+    assert [p.rule for p in compare([live], [_pub("t/x", b"m1", 0)])] == ["model/overlap-qos"]
+    assert [p.rule for p in compare([live], [_pub("t/x", b"m1", 1, retain=True)])] == ["model/retain-flag"]
     model.disconnect("a")
     model.publish("b", "t/y", b"m2", 2, retain=False)
     model.publish("b", "t/y", b"m3", 0, retain=False)
     present, queued = model.connect("a", clean=False, persistent=True)
     assert present and [q.message.payload for q in queued] == [b"m2", b"m3"]
-    assert [p.rule for p in compare(queued, [], "3.1.1")] == ["model/missing-queued"]  # QoS 0 one is optional
-    assert compare(queued, [_pub("t/y", b"m2", 2)], "3.1.1") == []
+    assert [p.rule for p in compare(queued, [])] == ["model/missing-queued"]  # QoS 0 one is optional
+    assert compare(queued, [_pub("t/y", b"m2", 2)]) == []
     retained = model.subscribe("a", [("t/x", 1, False, False, 0)], [1])
-    assert compare(retained, [_pub("t/x", b"m1", 1, retain=True)], "3.1.1") == []
+    assert compare(retained, [_pub("t/x", b"m1", 1, retain=True)]) == []
     assert model.connect("b", clean=True, persistent=False) == (False, [])
 
 

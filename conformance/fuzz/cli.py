@@ -11,7 +11,7 @@ import random
 import sys
 from pathlib import Path
 
-from ..codec.version import Version
+from ..codec.version import VERSIONS, Version
 from ..errors import ConfigError
 
 FUZZ_HELP = "fuzz a broker: malformed and unusual packets, and a stateful model of sessions and deliveries"
@@ -21,7 +21,7 @@ REPLAY_HELP = "replay a fuzz reproducer (exit 1 if it still fails, 0 if not)"
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     fuzz = sub.add_parser("fuzz", help=FUZZ_HELP, description=FUZZ_HELP)
     fuzz.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port (plain TCP)")
-    fuzz.add_argument("--mqtt-version", default="all", choices=[Version.V311, Version.V50, "all"])
+    fuzz.add_argument("--mqtt-version", default="all", choices=[*VERSIONS, "all"])
     fuzz.add_argument("--seed", type=int, metavar="N", help="the same seed gives the same inputs (default: random, "
                                                              "printed)")
     fuzz.add_argument("--time-budget", type=float, default=60.0, metavar="SECONDS",
@@ -65,7 +65,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.time_budget <= 0:
         raise ConfigError("--time-budget must be positive")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    versions = (Version.V311, Version.V50) if args.mqtt_version == "all" else (args.mqtt_version,)
+    versions = VERSIONS if args.mqtt_version == "all" else (Version.parse(args.mqtt_version),)
     modes = ("packet", "stateful") if args.mode == "all" else (args.mode,)
 
     def log(text: str) -> None:
@@ -97,8 +97,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .campaign import context_for
     from .common import resolve_target
+    from .context import context_for
     from .reproducer import load, replay
 
     doc = load(args.file)

@@ -27,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..codec import Publish
-from .common import V50, Problem
+from ..codec.version import Version
+from .common import Problem
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -107,8 +108,8 @@ class Retained:
 
 class BrokerModel:
     def __init__(self, version: str, clients: list[str]) -> None:
-        self.version = version
-        self.v5 = version == V50
+        self.version = Version.parse(version)
+        self.v5 = self.version.v5
         self.sessions: dict[str, Session | None] = {c: None for c in clients}
         self.online: set[str] = set()
         self.retained: dict[str, Retained] = {}
@@ -217,16 +218,10 @@ class BrokerModel:
         return live
 
 
-def compare(expected: list[Expected], observed: list[Publish], version: str) -> list[Problem]:
+def compare(expected: list[Expected], observed: list[Publish]) -> list[Problem]:
     """Every way ``observed`` (one client's deliveries in one step, in arrival order) breaks ``expected``."""
+    table = _by_message(expected)
     problems: list[Problem] = []
-    table: dict[tuple[str, bytes], Expected] = {}
-    for exp in expected:
-        if exp.key in table:
-            table[exp.key].merge(exp)
-        else:
-            table[exp.key] = Expected(exp.message, set(exp.qos_options), set(exp.retain_options), exp.min_count,
-                                      exp.max_count, exp.origin, exp.must_qos, exp.replaced)
     seen: dict[tuple[str, bytes], list[Publish]] = {}
     for packet in observed:
         key = (packet.topic, packet.payload)
@@ -236,42 +231,64 @@ def compare(expected: list[Expected], observed: list[Publish], version: str) -> 
             continue
         seen.setdefault(key, []).append(packet)
     for key, exp in table.items():
-        copies = seen.get(key, [])
-        what = f"{exp.origin} message {_show_message(exp)}"
-        if copies and exp.origin == "no-local":
-            problems.append(Problem("model/no-local", "no delivery to the publisher itself: its only matching "
-                                    "subscriptions have No Local set", _show(copies[0])))
-            continue
-        if len(copies) > exp.max_count:
-            problems.append(Problem("model/duplicate", f"at most {exp.max_count} cop{'y' if exp.max_count == 1 else 'ies'}"
-                                    f" of the {what}", f"{len(copies)}: " + ", ".join(_show(p) for p in copies)))
-        if len(copies) < exp.min_count:
-            rule = {"queued": "model/missing-queued", "retained": "model/missing-retained"}.get(exp.origin,
-                                                                                           "model/missing")
-            problems.append(Problem(rule, f"the {what} (QoS {sorted(exp.qos_options)})",
-                                    "it never arrived" if not copies else f"only {len(copies)} copies"))
-        for packet in copies:
-            if packet.qos not in exp.qos_options:
-                problems.append(Problem("model/qos", f"QoS {' or '.join(map(str, sorted(exp.qos_options)))} for "
-                                        f"the {what} (min of published and granted)", _show(packet)))
-            if packet.retain not in exp.retain_options:
-                problems.append(Problem("model/retain-flag", f"RETAIN={int(next(iter(exp.retain_options)))} on the "
-                                        f"{what}", _show(packet)))
-            if packet.dup:
-                problems.append(Problem("model/dup", f"DUP=0 on the first delivery of the {what}", _show(packet)))
-        if copies and exp.must_qos is not None and max(p.qos for p in copies) < exp.must_qos:
-            problems.append(Problem("model/overlap-qos", f"a copy of the {what} at QoS {exp.must_qos}, the highest "
-                                    "of the matching subscriptions", ", ".join(_show(p) for p in copies)))
+        problems += _copy_problems(exp, seen.get(key, []))
     problems += _order_problems(observed, table)
-    replaced = [e for e in table.values() if e.replaced]
-    for problem in problems:  # options that a re-subscription changed: name the replacement
+    _name_replacements(problems, [e for e in table.values() if e.replaced])
+    return problems
+
+
+def _by_message(expected: list[Expected]) -> dict[tuple[str, bytes], Expected]:
+    """One entry per message: what several subscriptions (or steps) allow of it, merged into a copy."""
+    table: dict[tuple[str, bytes], Expected] = {}
+    for exp in expected:
+        if exp.key in table:
+            table[exp.key].merge(exp)
+        else:
+            table[exp.key] = Expected(exp.message, set(exp.qos_options), set(exp.retain_options), exp.min_count,
+                                      exp.max_count, exp.origin, exp.must_qos, exp.replaced)
+    return table
+
+
+def _copy_problems(exp: Expected, copies: list[Publish]) -> list[Problem]:
+    """What is wrong with the copies of one message a client got: their number, and each copy's flags."""
+    what = f"{exp.origin} message {_show_message(exp.message)}"
+    if copies and exp.origin == "no-local":
+        return [Problem("model/no-local", "no delivery to the publisher itself: its only matching "
+                        "subscriptions have No Local set", _show(copies[0]))]
+    problems: list[Problem] = []
+    if len(copies) > exp.max_count:
+        problems.append(Problem("model/duplicate", f"at most {exp.max_count} cop{'y' if exp.max_count == 1 else 'ies'}"
+                                f" of the {what}", f"{len(copies)}: " + ", ".join(_show(p) for p in copies)))
+    if len(copies) < exp.min_count:
+        rule = {"queued": "model/missing-queued", "retained": "model/missing-retained"}.get(exp.origin,
+                                                                                       "model/missing")
+        problems.append(Problem(rule, f"the {what} (QoS {sorted(exp.qos_options)})",
+                                "it never arrived" if not copies else f"only {len(copies)} copies"))
+    for packet in copies:
+        if packet.qos not in exp.qos_options:
+            problems.append(Problem("model/qos", f"QoS {' or '.join(map(str, sorted(exp.qos_options)))} for "
+                                    f"the {what} (min of published and granted)", _show(packet)))
+        if packet.retain not in exp.retain_options:
+            problems.append(Problem("model/retain-flag", f"RETAIN={int(next(iter(exp.retain_options)))} on the "
+                                    f"{what}", _show(packet)))
+        if packet.dup:
+            problems.append(Problem("model/dup", f"DUP=0 on the first delivery of the {what}", _show(packet)))
+    if copies and exp.must_qos is not None and max(p.qos for p in copies) < exp.must_qos:
+        problems.append(Problem("model/overlap-qos", f"a copy of the {what} at QoS {exp.must_qos}, the highest "
+                                "of the matching subscriptions", ", ".join(_show(p) for p in copies)))
+    return problems
+
+
+def _name_replacements(problems: list[Problem], replaced: list[Expected]) -> None:
+    """A problem with a message whose subscription a re-subscription changed (other No Local / Retain As
+    Published options) is renamed to say so: the new options apply."""
+    for problem in problems:
         if problem.rule == "model/unexpected":
             continue
         if any(e.message.topic in problem.expected or e.message.topic in problem.observed for e in replaced):
             problem.rule = "model/subscription-replacement"
             problem.expected += (" (a re-subscription to an identical filter changed its No Local / Retain As "
                                  "Published options: the new ones apply)")
-    return problems
 
 
 def _order_problems(observed: list[Publish], table: dict[tuple[str, bytes], Expected]) -> list[Problem]:
@@ -288,8 +305,8 @@ def _order_problems(observed: list[Publish], table: dict[tuple[str, bytes], Expe
         previous = last.get(group)
         if previous is not None and previous.seq > message.seq:
             return [Problem("model/order", f"messages of one publisher on {message.topic!r} at QoS {message.qos} "
-                            "in publication order", f"{_show_message_m(previous)} arrived before "
-                            f"{_show_message_m(message)}")]
+                            "in publication order", f"{_show_message(previous)} arrived before "
+                            f"{_show_message(message)}")]
         last[group] = message
     return []
 
@@ -299,11 +316,7 @@ def _show(packet: Publish) -> str:
             f"dup={int(packet.dup)}")
 
 
-def _show_message(exp: Expected) -> str:
-    return _show_message_m(exp.message)
-
-
-def _show_message_m(message: Message) -> str:
+def _show_message(message: Message) -> str:
     return (f"{message.topic!r} payload={message.payload!r} (published by {message.publisher} at QoS "
             f"{message.qos}{', retained' if message.retain else ''})")
 

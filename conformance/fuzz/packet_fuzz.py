@@ -21,7 +21,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..codec import (
     Connack,
@@ -44,19 +44,13 @@ from ..codec import (
     encode,
 )
 from ..codec.decode import decode_packet
-from ..transcript import CLOSE, IN, NOTE, OUT, Transcript
-from .common import V50, FuzzTarget, IgnoreList, Limits, Problem, quick_ack
+from ..codec.version import Version
+from ..transcript import BROKER, CLOSE, IN, NOTE, OUT, Event, Transcript
+from .common import SUBACK_311, VALID_CODES, FuzzTarget, IgnoreList, Limits, Problem, quick_ack
 from .strategies import ANSWER, CLOSED, CONNECT, TOLERATE, FuzzContext, Input
 
 SHARED_MAX = 24  # inputs per shared connection
 LINGER_RST = struct.pack("ii", 1, 0)
-
-VALID_CODES = {  # 5.0 reason codes a server may put in each acknowledgement
-    "PUBACK": {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99},
-    "PUBREC": {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99},
-    "SUBACK": {0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2},
-    "UNSUBACK": {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91},
-}
 REJECTS_AS_MALFORMED = {0x81, 0x82}
 
 
@@ -81,6 +75,16 @@ class Plan:
                    int(step.get("level", 4)), list(step.get("inputs", [])))
 
 
+class WireEvent(NamedTuple):
+    """One thing on one connection, for its transcript (``closed_by`` on CLOSE events only)."""
+
+    t: float
+    direction: str
+    data: bytes
+    note: str
+    closed_by: str | None = None
+
+
 @dataclass
 class Outcome:
     """What one connection saw."""
@@ -88,13 +92,8 @@ class Outcome:
     plan: Plan
     packets: list[tuple[bytes, Packet | MalformedPacket]] = field(default_factory=list)
     closed: bool = False
-    reset: bool = False
-    refused: bool = False
-    timed_out: bool = False
-    events: list[tuple[float, str, bytes, str]] = field(default_factory=list)
-
-    def of(self, kind: type) -> list[Any]:
-        return [p for _, p in self.packets if isinstance(p, kind)]
+    refused: bool = False  # the connection never opened
+    events: list[WireEvent] = field(default_factory=list)
 
 
 # -- plans ------------------------------------------------------------------------------------------------
@@ -110,7 +109,7 @@ class Naming:
         return f"{kind}{self.count}", f"{self.token}{self.count}"
 
 
-def plain_connect(client_id: str, version: str) -> Connect:
+def plain_connect(client_id: str) -> Connect:
     return Connect(client_id=client_id, clean_start=True, keep_alive=60)
 
 
@@ -122,8 +121,8 @@ def _with_packet_id(packet: Packet, packet_id: int) -> Packet:
     return packet
 
 
-def _answer_for(packet: Packet, rule: str, limit: bool, version: str, index: int, label: str) -> dict[str, Any]:
-    close_ok = limit or (version != V50 and isinstance(packet, Publish))
+def _answer_for(packet: Packet, rule: str, limit: bool, version: Version, index: int, label: str) -> dict[str, Any]:
+    close_ok = limit or (not version.v5 and isinstance(packet, Publish))
     base = {"rule": rule, "limit": limit, "close_ok": close_ok, "input": index, "label": label}
     if isinstance(packet, Publish):
         if packet.qos == 1:
@@ -154,7 +153,7 @@ def build_plans(inputs: list[Input], ctx: FuzzContext, naming: Naming) -> list[P
             continue
         name, client_id = naming.next("f")
         if inp.phase == "session":
-            head = encode(plain_connect(client_id, version), level)
+            head = encode(plain_connect(client_id), level)
             body = inp.encode(level)
             oracle: dict[str, Any] = {"kind": expect.kind, "rule": expect.rule, "connect": False, "input": index,
                                       "label": label}
@@ -175,7 +174,7 @@ def build_plans(inputs: list[Input], ctx: FuzzContext, naming: Naming) -> list[P
         oracle = {"kind": expect.kind, "rule": expect.rule, "connect": True, "input": index, "label": label}
         if isinstance(packet, Connect) and expect.kind == CONNECT:
             persistent = _persistent(packet, ctx)
-            if version != V50 and packet.client_id == "" and not packet.clean_start:
+            if not version.v5 and packet.client_id == "" and not packet.clean_start:
                 oracle = {**oracle, "kind": CLOSED, "rule": "malformed/connect/empty-client-id-persistent"}
             else:
                 oracle.update(clean=packet.clean_start, persistent=persistent, client_id=packet.client_id,
@@ -212,7 +211,7 @@ def _shared_plans(shared: list[tuple[int, Input, Any]], ctx: FuzzContext, naming
     plans = []
     for chunk in chunks:
         name, client_id = naming.next("s")
-        data = bytearray(encode(plain_connect(client_id, version), level))
+        data = bytearray(encode(plain_connect(client_id), level))
         expect: list[dict[str, Any]] = []
         pubrel: list[int] = []
         labels = []
@@ -242,7 +241,7 @@ def _shared_plans(shared: list[tuple[int, Input, Any]], ctx: FuzzContext, naming
 def liveness_plan(ctx: FuzzContext, client_id: str, topic: str, payload: bytes) -> Plan:
     """A fresh client: CONNECT + SUBSCRIBE pipelined; on SUBACK it publishes at QoS 1 to itself."""
     level = ctx.level
-    data = encode(plain_connect(client_id, ctx.version), level) + encode(
+    data = encode(plain_connect(client_id), level) + encode(
         Subscribe(packet_id=1, subscriptions=(Subscription(topic, 1),)), level)
     oracle = {"kind": "liveness", "topic": topic, "payload": payload.hex()}
     return Plan("live", data, oracle, False, level, ["liveness check"])
@@ -274,8 +273,8 @@ class _Conn:
         self.connected = False
         self.chatty = False
 
-    def event(self, direction: str, data: bytes = b"", note: str = "") -> None:
-        self.outcome.events.append((time.monotonic(), direction, data, note))
+    def event(self, direction: str, data: bytes = b"", note: str = "", closed_by: str | None = None) -> None:
+        self.outcome.events.append(WireEvent(time.monotonic(), direction, data, note, closed_by))
 
     def send(self, data: bytes, note: str = "") -> None:
         self.out += data
@@ -288,61 +287,71 @@ def run_plans(plans: list[Plan], target: FuzzTarget, limits: Limits, timeout: fl
     deadline = start + (limits.timeout if timeout is None else timeout)
     sel = selectors.DefaultSelector()
     conns = [_Conn(plan, start) for plan in plans]
-    active = 0
-    for conn in conns:
-        sock = socket.socket(socket.AF_INET6 if ":" in target.endpoint.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        conn.chatty = conn.plan.oracle["kind"] in (ANSWER, CONNECT, "liveness")
-        if conn.chatty:  # several small packets each way: no Nagle here, no delayed ACKs there
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            quick_ack(sock)
-        code = sock.connect_ex(target.address)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            conn.outcome.refused = conn.outcome.closed = conn.done = True
-            conn.event(CLOSE, note=f"connection failed: {errno.errorcode.get(code, code)}")
-            sock.close()
-            continue
-        conn.sock = sock
-        conn.event(OUT, bytes(conn.out), "; ".join(conn.plan.inputs))
-        _flush(conn)  # loopback connections are often established at once: send without a select round
-        if conn.done:
-            continue
+    try:
+        for conn in conns:
+            _open(conn, target, sel)
+        _serve(sel, deadline)
+    finally:
+        _close_all(conns, sel, start)
+    return [conn.outcome for conn in conns]
+
+
+def _open(conn: _Conn, target: FuzzTarget, sel: selectors.BaseSelector) -> None:
+    """Connect without blocking and send the plan's bytes; the connection is registered unless already over."""
+    sock = socket.socket(socket.AF_INET6 if ":" in target.endpoint.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    conn.chatty = conn.plan.oracle["kind"] in (ANSWER, CONNECT, "liveness")
+    if conn.chatty:  # several small packets each way: no Nagle here, no delayed ACKs there
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        quick_ack(sock)
+    code = sock.connect_ex(target.address)
+    if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+        conn.outcome.refused = conn.outcome.closed = conn.done = True
+        conn.event(CLOSE, note=f"connection failed: {errno.errorcode.get(code, code)}")  # never opened: closed_by None
+        sock.close()
+        return
+    conn.sock = sock
+    conn.event(OUT, bytes(conn.out), "; ".join(conn.plan.inputs))
+    _flush(conn)  # loopback connections are often established at once: send without a select round
+    if not conn.done:
         sel.register(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out or not conn.connected else 0),
                      conn)
-        active += 1
-    try:
-        while active:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            for key, mask in sel.select(min(remaining, 0.5)):
-                conn = key.data
-                if conn.done:
-                    continue
-                if mask & selectors.EVENT_WRITE:
-                    _flush(conn)
-                if mask & selectors.EVENT_READ and not conn.done:
-                    _read(conn)
-                if conn.done:
-                    sel.unregister(conn.sock)
-                    active -= 1
-                else:
-                    want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-                    if key.events != want:
-                        sel.modify(conn.sock, want, conn)
-    finally:
-        for conn in conns:
-            if not conn.done:
-                conn.outcome.timed_out = True
-                conn.event(NOTE, note=f"still open after {time.monotonic() - start:.2f} s: harness closes it")
-            if conn.sock is not None:
-                with contextlib.suppress(OSError):
-                    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
-                with contextlib.suppress(KeyError, ValueError):
-                    sel.unregister(conn.sock)
-                conn.sock.close()
-        sel.close()
-    return [conn.outcome for conn in conns]
+
+
+def _serve(sel: selectors.BaseSelector, deadline: float) -> None:
+    """Write and read what is ready until every registered connection is over, or until ``deadline``."""
+    while sel.get_map():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for key, mask in sel.select(min(remaining, 0.5)):
+            conn = key.data
+            if conn.done:
+                continue
+            if mask & selectors.EVENT_WRITE:
+                _flush(conn)
+            if mask & selectors.EVENT_READ and not conn.done:
+                _read(conn)
+            if conn.done:
+                sel.unregister(conn.sock)
+                continue
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+            if key.events != want:
+                sel.modify(conn.sock, want, conn)
+
+
+def _close_all(conns: list[_Conn], sel: selectors.BaseSelector, start: float) -> None:
+    """Close every socket with a reset (nothing lingers); a connection still open is noted as closed by us."""
+    for conn in conns:
+        if not conn.done:
+            conn.event(NOTE, note=f"still open after {time.monotonic() - start:.2f} s: harness closes it")
+        if conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+            with contextlib.suppress(KeyError, ValueError):
+                sel.unregister(conn.sock)
+            conn.sock.close()
+    sel.close()
 
 
 def _flush(conn: _Conn) -> None:
@@ -362,7 +371,7 @@ def _flush(conn: _Conn) -> None:
             return  # still connecting
         if exc.errno == errno.ECONNREFUSED or not conn.connected:
             conn.outcome.refused = True
-        _closed(conn, reset=True, why=type(exc).__name__)
+        _closed(conn, why=type(exc).__name__)
 
 
 def _read(conn: _Conn) -> None:
@@ -376,7 +385,7 @@ def _read(conn: _Conn) -> None:
     except OSError as exc:
         if exc.errno == errno.ECONNREFUSED:
             conn.outcome.refused = True
-        _closed(conn, reset=True, why=type(exc).__name__)
+        _closed(conn, why=type(exc).__name__)
         return
     if not data:
         _closed(conn)
@@ -389,11 +398,15 @@ def _read(conn: _Conn) -> None:
         conn.event(NOTE, note="the broker's byte stream cannot be framed any more")
 
 
-def _closed(conn: _Conn, reset: bool = False, why: str = "") -> None:
+def _closed(conn: _Conn, why: str = "") -> None:
+    """The connection ended without us: the broker closed it, or (refused) it never opened."""
     conn.outcome.closed = True
-    conn.outcome.reset = conn.outcome.reset or reset
     conn.done = True
-    conn.event(CLOSE, note="connection closed by broker" + (f" ({why})" if why else ""))
+    detail = f" ({why})" if why else ""
+    if conn.outcome.refused:
+        conn.event(CLOSE, note=f"connection failed{detail}")
+    else:
+        conn.event(CLOSE, note=f"connection closed by broker{detail}", closed_by=BROKER)
 
 
 def _finish(conn: _Conn) -> None:
@@ -447,7 +460,7 @@ def _all_answered(conn: _Conn) -> bool:
 
 
 # -- judging ----------------------------------------------------------------------------------------------
-def judge(outcome: Outcome, version: str) -> list[Problem]:
+def judge(outcome: Outcome, version: Version) -> list[Problem]:
     """Problems with one connection, by its oracle; [] when the broker did what the spec requires."""
     kind = outcome.plan.oracle["kind"]
     if kind == ANSWER:
@@ -468,7 +481,7 @@ def _shown(outcome: Outcome, skip_first: bool = False) -> str:
     return text or "nothing"
 
 
-def _session_connack(outcome: Outcome, version: str) -> Problem | None:
+def _session_connack(outcome: Outcome) -> Problem | None:
     """Session-phase plans start with our plain CONNECT: it must be accepted. A connection the broker may
     close because of a later input can lose the CONNACK to the reset (unread input makes the close a reset),
     so a missing CONNACK on such a connection is not held against it."""
@@ -492,11 +505,10 @@ def _broker_malformed(outcome: Outcome) -> Problem | None:
     return None
 
 
-def _judge_answers(outcome: Outcome, version: str) -> list[Problem]:
-    problem = _session_connack(outcome, version) or _broker_malformed(outcome)
+def _judge_answers(outcome: Outcome, version: Version) -> list[Problem]:
+    problem = _session_connack(outcome) or _broker_malformed(outcome)
     if problem:
         return [problem]
-    oracle = outcome.plan.oracle
     packets = [p for _, p in outcome.packets[1:] if isinstance(p, Packet)]
     by_key: dict[tuple[str, int | None], list[Packet]] = {}
     for packet in packets:
@@ -506,7 +518,7 @@ def _judge_answers(outcome: Outcome, version: str) -> list[Problem]:
     problems: list[Problem] = []
     pings_seen = 0
     pending_close_ok = False  # some input since the last answered one may have been refused by a close
-    expects = oracle["expect"]
+    expects = outcome.plan.oracle["expect"]
     for position, exp in enumerate(expects):
         kind = exp["type"]
         where = f"input {exp['input']}: {exp['label']}" if exp["input"] is not None else exp["label"]
@@ -526,30 +538,33 @@ def _judge_answers(outcome: Outcome, version: str) -> list[Problem]:
             # Any input sent after the last one answered may have caused a close, and a close by reset can
             # swallow answers already sent: tolerated if one of them may be refused by a close.
             pending_close_ok = pending_close_ok or any(e["close_ok"] for e in expects[position:])
-            if outcome.closed or disconnect is not None:
-                if disconnect is not None and version == V50:
-                    if disconnect.reason_code in REJECTS_AS_MALFORMED and not pending_close_ok:
-                        problems.append(Problem(exp["rule"], f"{kind} for a well-formed packet",
-                                                f"the broker rejected it as malformed: {_shown(outcome, True)}",
-                                                where))
-                    break  # a 5.0 server may end any connection with a reason
-                if not pending_close_ok:
-                    problems.append(Problem(exp["rule"], f"{kind} for a well-formed packet",
-                                            f"the broker closed the connection instead (received: "
-                                            f"{_shown(outcome, True)})", where))
-                break
-            problems.append(Problem(exp["rule"], f"{kind} for a well-formed packet",
-                                    f"nothing within the bound (received: "
-                                    f"{_shown(outcome, True)})", where))
+            problems += _unanswered(outcome, exp, version, where, pending_close_ok, disconnect)
             break
         pending_close_ok = False
         problems += _check_answer(answer, exp, version, where)
     return problems[:1]
 
 
-def _check_answer(answer: Packet, exp: dict[str, Any], version: str, where: str) -> list[Problem]:
+def _unanswered(outcome: Outcome, exp: dict[str, Any], version: Version, where: str, close_ok: bool,
+                disconnect: Disconnect | None) -> list[Problem]:
+    """No answer to ``exp``: a problem unless the broker ended the connection where it may."""
+    expected = f"{exp['type']} for a well-formed packet"
+    if disconnect is not None and version.v5:  # a 5.0 server may end any connection with a reason
+        if disconnect.reason_code in REJECTS_AS_MALFORMED and not close_ok:
+            return [Problem(exp["rule"], expected, f"the broker rejected it as malformed: {_shown(outcome, True)}",
+                            where)]
+        return []
+    if outcome.closed or disconnect is not None:
+        if close_ok:
+            return []
+        return [Problem(exp["rule"], expected, f"the broker closed the connection instead (received: "
+                        f"{_shown(outcome, True)})", where)]
+    return [Problem(exp["rule"], expected, f"nothing within the bound (received: {_shown(outcome, True)})", where)]
+
+
+def _check_answer(answer: Packet, exp: dict[str, Any], version: Version, where: str) -> list[Problem]:
     kind = exp["type"]
-    v5 = version == V50
+    v5 = version.v5
     if isinstance(answer, Suback):
         requested = exp["requested"]
         codes = list(answer.reason_codes)
@@ -557,7 +572,7 @@ def _check_answer(answer: Packet, exp: dict[str, Any], version: str, where: str)
             return [Problem(exp["rule"], f"SUBACK with {len(requested)} reason codes (one per filter)",
                             f"{len(codes)} codes: {codes}", where)]
         for code, req in zip(codes, requested, strict=True):
-            allowed = VALID_CODES["SUBACK"] if v5 else {0, 1, 2, 0x80}
+            allowed = VALID_CODES["SUBACK"] if v5 else SUBACK_311
             if code not in allowed or (code < 0x80 and code > req):
                 return [Problem(exp["rule"], f"each SUBACK code the granted QoS (at most {req}) or a failure",
                                 f"codes {codes} for requested {requested}", where)]
@@ -600,7 +615,7 @@ def _judge_closed(outcome: Outcome, version: str) -> list[Problem]:
         seen = "it answered the PINGREQ behind it" if answered_barrier else \
             f"still open after the bound (received: {_shown(outcome)})"
         return [Problem(rule, expected, seen, where)]
-    problem = _session_connack(outcome, version)
+    problem = _session_connack(outcome)
     if problem:
         return [problem]
     after = [p for _, p in outcome.packets[1:] if isinstance(p, Packet)]
@@ -609,7 +624,7 @@ def _judge_closed(outcome: Outcome, version: str) -> list[Problem]:
     answered_barrier = any(isinstance(p, Pingresp) for p in after)
     if outcome.closed and not answered_barrier:
         return []
-    if any(isinstance(p, Disconnect) for p in after) and version == V50 and not answered_barrier:
+    if any(isinstance(p, Disconnect) for p in after) and version == Version.V50 and not answered_barrier:
         return []
     seen = (f"kept the connection open and answered: {_shown(outcome, True)}" if after else
             "kept the connection open: nothing received within the bound")
@@ -621,18 +636,19 @@ def _refused(oracle: dict[str, Any], after: list[Packet], version: str) -> bool:
     if not refusal:
         return False
     if refusal == "ack":
-        return version == V50 and any(isinstance(p, Puback | Pubrec) and p.reason_code >= 0x80 for p in after)
+        return version == Version.V50 and any(isinstance(p, Puback | Pubrec) and p.reason_code >= 0x80
+                                              for p in after)
     kind, _, index = refusal.partition(":")
     i = int(index or 0)
     for packet in after:
         if kind == "suback" and isinstance(packet, Suback):
             return i < len(packet.reason_codes) and packet.reason_codes[i] >= 0x80
         if kind == "unsuback" and isinstance(packet, Unsuback):
-            return version == V50 and i < len(packet.reason_codes) and packet.reason_codes[i] >= 0x80
+            return version == Version.V50 and i < len(packet.reason_codes) and packet.reason_codes[i] >= 0x80
     return False
 
 
-def _judge_connect(outcome: Outcome, version: str) -> list[Problem]:
+def _judge_connect(outcome: Outcome, version: Version) -> list[Problem]:
     oracle = outcome.plan.oracle
     where = f"input {oracle['input']}: {oracle['label']}"
     packets = [p for _, p in outcome.packets]
@@ -662,7 +678,7 @@ def _judge_connect(outcome: Outcome, version: str) -> list[Problem]:
         return [problem]
     if any(isinstance(p, Pingresp) for p in packets):
         return []
-    if any(isinstance(p, Disconnect) for p in packets) and version == V50:
+    if any(isinstance(p, Disconnect) for p in packets) and version.v5:
         return []
     if outcome.closed and oracle.get("limit"):
         return []
@@ -704,7 +720,6 @@ class BatchResult:
     outcomes: list[Outcome]
     problems: list[Problem]
     liveness: Outcome | None = None
-    cleanup: list[Outcome] = field(default_factory=list)
 
     def transcript(self) -> list[dict[str, Any]]:
         return transcript_of([*self.outcomes, *([self.liveness] if self.liveness else [])])
@@ -733,7 +748,7 @@ class LivenessChecker:
 
 
 def run_batch(plans: list[Plan], target: FuzzTarget, ctx: FuzzContext, limits: Limits, liveness: LivenessChecker,
-              ignore: IgnoreList | None = None, naming: Naming | None = None) -> BatchResult:
+              ignore: IgnoreList | None = None) -> BatchResult:
     """Run the plans, judge them, check liveness, and end sessions that valid CONNECTs left behind."""
     outcomes = run_plans(plans, target, limits)
     problems: list[Problem] = []
@@ -741,16 +756,15 @@ def run_batch(plans: list[Plan], target: FuzzTarget, ctx: FuzzContext, limits: L
         for problem in judge(outcome, ctx.version):
             if ignore is None or not ignore(problem.rule, ctx.version):
                 problems.append(problem)
-    cleanup = _cleanup(outcomes, target, ctx, limits, naming)
+    _cleanup(outcomes, target, ctx, limits)
     live_problem, live = liveness.check()
     if live_problem is not None:
         problems.insert(0, live_problem)  # a crash or stall explains everything else
-    return BatchResult(outcomes, problems, live, cleanup)
+    return BatchResult(outcomes, problems, live)
 
 
-def _cleanup(outcomes: list[Outcome], target: FuzzTarget, ctx: FuzzContext, limits: Limits,
-             naming: Naming | None) -> list[Outcome]:
-    plans = []
+def _cleanup(outcomes: list[Outcome], target: FuzzTarget, ctx: FuzzContext, limits: Limits) -> None:
+    plans: list[Plan] = []
     for outcome in outcomes:
         oracle = outcome.plan.oracle
         if oracle.get("kind") != CONNECT or not oracle.get("persistent"):
@@ -761,40 +775,41 @@ def _cleanup(outcomes: list[Outcome], target: FuzzTarget, ctx: FuzzContext, limi
         client_id = connack.properties.get("assigned_client_identifier") or oracle.get("client_id") or ""
         if client_id:
             plans.append(cleanup_plan(client_id, ctx, f"c{len(plans) + 1}"))
-    return run_plans(plans, target, limits) if plans else []
+    if plans:
+        run_plans(plans, target, limits)
 
 
 def transcript_of(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """The wire transcript of some connections, in time order, packets decoded where they decode."""
     transcript = Transcript()
-    rows = sorted(((t, o.plan.name, d, data, note, o.plan.level) for o in outcomes for t, d, data, note in o.events),
-                  key=lambda r: r[0])
-    base = rows[0][0] if rows else 0.0
-    rows = [(t - base, *rest) for t, *rest in rows]
-    for t, name, direction, data, note, level in rows:
-        if direction == OUT and data:
-            parser = Parser(level)
-            items = parser.feed(data)
-            for raw, packet in items:
-                event = transcript.add(name, OUT, raw, packet if isinstance(packet, Packet) else None,
-                                       "" if isinstance(packet, Packet) else f"{note} ({packet})", level)
-                event.t = t
-            rest = bytes(parser.buffer)
-            if rest:
-                event = transcript.add(name, OUT, rest, None, f"{note} (incomplete packet: {len(rest)} bytes)", level)
-                event.t = t
-        elif direction == IN:
-            packet = Parser(level).feed(data)
-            decoded = packet[0][1] if packet else None
-            event = transcript.add(name, IN, data, decoded, "", level)
-            event.t = t
-        else:
-            event = transcript.add(name, direction, b"", None, note, level)
-            event.t = t
+    rows = sorted(((o.plan.name, o.plan.level, event) for o in outcomes for event in o.events),
+                  key=lambda row: row[2].t)
+    base = rows[0][2].t if rows else 0.0
+    for name, level, event in rows:
+        for added in _transcribe(transcript, name, level, event):
+            added.t = event.t - base
     return transcript.to_json()
+
+
+def _transcribe(transcript: Transcript, name: str, level: int, event: WireEvent) -> list[Event]:
+    """Add one wire event to ``transcript``: what we sent split into packets, what came decoded."""
+    if event.direction == OUT and event.data:
+        parser = Parser(level)
+        added = [transcript.add(name, OUT, raw, packet if isinstance(packet, Packet) else None,
+                                "" if isinstance(packet, Packet) else f"{event.note} ({packet})", level)
+                 for raw, packet in parser.feed(event.data)]
+        rest = bytes(parser.buffer)
+        if rest:
+            added.append(transcript.add(name, OUT, rest, None,
+                                        f"{event.note} (incomplete packet: {len(rest)} bytes)", level))
+        return added
+    if event.direction == IN:
+        items = Parser(level).feed(event.data)
+        return [transcript.add(name, IN, event.data, items[0][1] if items else None, "", level)]
+    return [transcript.add(name, event.direction, b"", None, event.note, level, closed_by=event.closed_by)]
 
 
 __all__ = [
     "BatchResult", "LivenessChecker", "Naming", "Outcome", "Plan", "build_plans", "judge", "judge_liveness",
-    "liveness_plan", "run_batch", "run_plans", "transcript_of",
+    "liveness_plan", "run_batch", "run_plans", "transcript_of", "WireEvent",
 ]

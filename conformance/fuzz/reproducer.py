@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..codec.version import Version
+from ..codec.version import VERSIONS
 from ..errors import ConfigError
 from .common import Finding, FuzzTarget, IgnoreList, Limits, Problem, rule_family
+from .context import context_for
+from .packet_fuzz import LivenessChecker, Plan, run_batch
+from .stateful import replay_actions
 
 FORMAT = "mqtt-conformance-fuzz"
 FORMAT_VERSION = 1
@@ -60,7 +63,7 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an mqtt-conformance fuzz reproducer")
-    if doc.get("mqtt_version") not in (Version.V311, Version.V50) or doc.get("mode") not in ("packet", "stateful"):
+    if doc.get("mqtt_version") not in VERSIONS or doc.get("mode") not in ("packet", "stateful"):
         raise ConfigError(f"{path}: unknown mqtt_version or mode")
     if not isinstance(doc.get("steps"), list) or not doc["steps"]:
         raise ConfigError(f"{path} has no steps")
@@ -75,8 +78,7 @@ class ReplayResult:
 
     def describe(self, rule: str) -> str:
         if self.reproduced:
-            first = next(p for p in self.problems if rule_family(p.rule) == rule_family(rule)
-                         or (rule.startswith("liveness") and p.rule.startswith("liveness")))
+            first = next(p for p in self.problems if _same_rule(p.rule, rule))
             return f"reproduced: {first.rule}: expected {first.expected}; observed {first.observed}"
         others = "; ".join(f"{p.rule}: {p.observed}" for p in self.problems)
         return "not reproduced" + (f" (other observations: {others})" if others else "")
@@ -90,19 +92,17 @@ def replay(doc: dict[str, Any], target: FuzzTarget, limits: Limits, extra_ignore
     if doc["mode"] == "packet":
         problems, transcript = _replay_packets(doc, target, limits, ignore)
     else:
-        from .stateful import replay_actions
-
         problems, transcript = replay_actions(doc, target, limits, ignore)
-    same = [p for p in problems if rule_family(p.rule) == rule_family(rule)
-            or (rule.startswith("liveness") and p.rule.startswith("liveness"))]
-    return ReplayResult(bool(same), problems, transcript)
+    return ReplayResult(any(_same_rule(p.rule, rule) for p in problems), problems, transcript)
+
+
+def _same_rule(found: str, rule: str) -> bool:
+    """Whether a problem met on replay is the finding's (its rule family; any liveness rule for liveness)."""
+    return rule_family(found) == rule_family(rule) or (rule.startswith("liveness") and found.startswith("liveness"))
 
 
 def _replay_packets(doc: dict[str, Any], target: FuzzTarget, limits: Limits, ignore: IgnoreList
                     ) -> tuple[list[Problem], list[dict[str, Any]]]:
-    from .campaign import context_for
-    from .packet_fuzz import LivenessChecker, Plan, run_batch
-
     version = doc["mqtt_version"]
     ctx = context_for(target, version, doc.get("seed"), limits)
     plans = [Plan.from_step(step) for step in doc["steps"]]

@@ -21,49 +21,45 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisWarning
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from ..codec import Connack, MalformedPacket, Puback, Pubcomp, Publish, Pubrec, Pubrel, Subscription
+from ..codec import (
+    Connack,
+    Disconnect,
+    MalformedPacket,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Subscription,
+)
+from ..codec.version import Version
 from ..probe import Probe
 from ..transcript import Transcript
 from ..verdicts import BrokerGone, BrokerViolation
 from .common import (
-    V50,
-    BrokerDown,
-    Finding,
+    SUBACK_311,
+    VALID_CODES,
     FuzzFailure,
     FuzzTarget,
     IgnoreList,
     Limits,
     Problem,
     open_probe,
-    statements_for,
 )
-from .model import BrokerModel, Expected, compare
+from .context import context_for
+from .model import BrokerModel, Expected, compare, topic_matches
 from .packet_fuzz import LivenessChecker
-from .strategies import FuzzContext
 
 CLIENTS = ("a", "b", "c")
 TOPICS = ("a", "b", "a/b", "a/c", "b/a")
 FILTERS = ("a", "b", "a/b", "#", "+", "a/#", "a/+", "+/b", "+/+", "b/#", "a/c", "+/a")
 GRANTED = {0, 1, 2}
-SUBACK_311 = {0, 1, 2, 0x80}
-SUBACK_50 = {0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2}
-UNSUBACK_50 = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91}
-
 
 ACK_RULES = {"connect": "model/connack", "subscribe": "model/suback", "unsubscribe": "model/unsuback",
              "publish": "model/publish-ack", "disconnect": "model/closed"}
@@ -80,8 +76,9 @@ class ModelDriver:
 
     def __init__(self, target: FuzzTarget, version: str, prefix: str, token: str, limits: Limits,
                  ignore: IgnoreList, clients: int = 3) -> None:
-        self.target, self.version, self.limits, self.ignore = target, version, limits, ignore
-        self.v5 = version == V50
+        self.target, self.limits, self.ignore = target, limits, ignore
+        self.version = Version.parse(version)
+        self.v5 = self.version.v5
         self.names = list(CLIENTS[:max(2, min(3, clients))])
         self.prefix = prefix
         self.token = token
@@ -117,8 +114,6 @@ class ModelDriver:
         """Topics (relative) that match a subscription of an offline persistent session."""
         filters = [f[len(self.topic("")):] for n in self.resumable()
                    for f in self.model.sessions[n].subs]  # type: ignore[union-attr]
-        from .model import topic_matches
-
         return [t for t in TOPICS if any(topic_matches(f, t) for f in filters)]
 
     # -- running an action ---------------------------------------------------------------------------------
@@ -184,7 +179,7 @@ class ModelDriver:
         name = action["client"]
         probe = self._probe(name)
         if not action.get("abrupt"):
-            probe.send(_disconnect_packet())
+            probe.send(Disconnect())
         extra = _close_and_drain(probe, self.limits.timeout)
         self.probes[name] = None
         self.model.disconnect(name)
@@ -201,7 +196,7 @@ class ModelDriver:
                 for f, q, nl, rap, rh in requests]
         suback = probe.subscribe(*subs)
         codes = list(suback.reason_codes)
-        allowed = SUBACK_50 if self.v5 else SUBACK_311
+        allowed = VALID_CODES["SUBACK"] if self.v5 else SUBACK_311
         bad = len(codes) != len(subs) or any(c not in allowed or (c in GRANTED and c > s.qos)
                                              for c, s in zip(codes, subs, strict=False))
         if bad:
@@ -220,7 +215,7 @@ class ModelDriver:
         self.model.unsubscribe(name, filters)
         if self.v5:
             codes = list(unsuback.reason_codes)
-            if len(codes) != len(filters) or not set(codes) <= UNSUBACK_50:
+            if len(codes) != len(filters) or not set(codes) <= VALID_CODES["UNSUBACK"]:
                 self._fail(Problem("model/unsuback", f"UNSUBACK with {len(filters)} defined reason codes",
                                    f"codes {codes}", _where(action, len(self.actions))))
 
@@ -298,10 +293,10 @@ class ModelDriver:
                  action: dict[str, Any]) -> None:
         for receiver, exp in expected.items():
             observed = got.get(receiver, [])
-            problems = [p for p in compare(exp, observed, self.version) if not self.ignore(p.rule, self.version)]
+            problems = [p for p in compare(exp, observed) if not self.ignore(p.rule, self.version)]
             if any(p.rule.startswith("model/missing") for p in problems):
                 observed = observed + self._grace(receiver)  # late arrivals are not losses
-                problems = [p for p in compare(exp, observed, self.version) if not self.ignore(p.rule, self.version)]
+                problems = [p for p in compare(exp, observed) if not self.ignore(p.rule, self.version)]
             for problem in problems:
                 problem.observed = f"client {receiver}: {problem.observed}"
             self._check(problems, action)
@@ -318,7 +313,7 @@ class ModelDriver:
         for name, probe in self.probes.items():
             if probe is not None:
                 with contextlib.suppress(Exception):
-                    probe.send(_disconnect_packet())
+                    probe.send(Disconnect())
                     _close_and_drain(probe, min(1.0, self.limits.timeout))
                 self.probes[name] = None
         with contextlib.suppress(Exception):
@@ -337,12 +332,6 @@ class ModelDriver:
                                        self.limits.timeout)
                     probe.connect(clean_start=True)
                     probe.disconnect()
-
-
-def _disconnect_packet():  # noqa: ANN202
-    from ..codec import Disconnect
-
-    return Disconnect()
 
 
 def _close_and_drain(probe: Probe, timeout: float) -> list[Any]:
@@ -380,8 +369,8 @@ def _where(action: dict[str, Any], index: int) -> str:
 class BrokerMachine(RuleBasedStateMachine):
     """Hypothesis drives the driver; ``factory`` (set on a subclass per round) makes a fresh driver."""
 
-    factory: Callable[[], ModelDriver | None] = staticmethod(lambda: None)  # type: ignore[assignment]
-    on_failure: Callable[[ModelDriver, Problem], bool] = staticmethod(lambda d, p: True)  # type: ignore[assignment]
+    factory: Callable[[], ModelDriver | None] = staticmethod(lambda: None)
+    on_failure: Callable[[ModelDriver, Problem], bool] = staticmethod(lambda d, p: True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -474,184 +463,18 @@ class BrokerMachine(RuleBasedStateMachine):
             self.driver.close()
 
 
-# -- the runner --------------------------------------------------------------------------------------------
-class StatefulRunner:
-    """Rounds of the state machine within the slice's time budget; shrinks and reports findings."""
-
-    def __init__(self, campaign: Any, ctx: FuzzContext, deadline: float, stats: Any) -> None:
-        from .campaign import _base36, derive_seed
-
-        self.c = campaign
-        self.ctx = ctx
-        self.version = ctx.version
-        self.deadline = deadline
-        self.stats = stats
-        opts = campaign.options
-        self.token = f"fz{_base36(derive_seed(opts.seed, 'token'), 4)}{ctx.version[0]}s"
-        self.liveness = LivenessChecker(campaign.target, ctx, opts.limits, self.token)
-        self.derive_seed = derive_seed
-        self.best: tuple[list[dict[str, Any]], Problem, list[dict[str, Any]]] | None = None
-        self.target_rule: str | None = None
-        self.shrink_deadline = 0.0
-        self.found_at = 0.0
-        self.examples_in_round = 0
-        self.round_index = 0
-
-    def budget_left(self) -> bool:
-        limit = self.c.options.max_examples
-        return time.monotonic() < self.deadline and not self.c.stopped and \
-            (limit is None or self.stats.examples < limit)
-
-    def run(self) -> None:
-        while self.budget_left():
-            self.round(self.round_index)
-            self.round_index += 1
-            self.stats.rounds = self.round_index
-
-    def make_driver(self) -> ModelDriver | None:
-        generating = self.target_rule is None
-        if generating and not self.budget_left():
-            return None
-        if not generating and time.monotonic() >= self.shrink_deadline:
-            return None
-        self.c.guard.ensure_up(self.liveness)
-        self.examples_in_round += 1
-        if generating:
-            self.stats.examples += 1
-        tag = f"{self.round_index:x}e{self.examples_in_round:x}"
-        driver = ModelDriver(self.c.target, self.version, f"{self.ctx.prefix}/m{tag}", f"{self.token}{tag}",
-                             self.c.options.limits, self.c.options.ignore, self.c.options.clients)
-        driver.counter = self.stats if generating else None
-        return driver
-
-    def classify(self, problem: Problem) -> Problem:
-        """A lost connection or message may be a dead broker: then it is a liveness problem."""
-        if problem.rule == "model/closed" or problem.rule.startswith("model/missing"):
-            live, _ = self.liveness.check()
-            if live is not None:
-                self.c.guard.suspect = True
-                return Problem(live.rule, live.expected, live.observed, problem.where)
-        return problem
-
-    def on_failure(self, driver: ModelDriver, problem: Problem) -> bool:
-        """Record a failing example; False when it is not the failure being shrunk (or a known one)."""
-        problem = self.classify(problem)
-        if self.target_rule is not None and not _same(problem.rule, self.target_rule):
-            return False
-        if self.target_rule is None and not problem.rule.startswith("liveness") and \
-                self.c.is_known(self.version, problem.rule):
-            return False
-        candidate = (list(driver.actions), problem, driver.transcript.to_json())
-        if self.best is None or len(candidate[0]) <= len(self.best[0]):
-            self.best = candidate
-        if self.target_rule is None:
-            self.target_rule = problem.rule
-            self.found_at = self.c.elapsed()
-            self.shrink_deadline = time.monotonic() + self.c.options.shrink_time
-            self.c.log(f"{self.version} stateful: {problem.rule} after {self.stats.examples} examples; shrinking")
-        return True
-
-    def round(self, round_index: int) -> None:
-        opts = self.c.options
-        self.best, self.target_rule, self.examples_in_round = None, None, 0
-        per_round = opts.stateful_examples_per_round
-        if opts.max_examples is not None:
-            per_round = max(1, min(per_round, opts.max_examples - self.stats.examples))
-        runner = self
-
-        class Machine(BrokerMachine):
-            pass
-
-        Machine.factory = staticmethod(runner.make_driver)  # type: ignore[assignment]
-        Machine.on_failure = staticmethod(runner.on_failure)  # type: ignore[assignment]
-        Machine._hypothesis_internal_use_seed = self.derive_seed(opts.seed, self.version, "stateful", round_index)
-        from hypothesis import HealthCheck, Phase, Verbosity
-
-        config = hsettings(max_examples=per_round, stateful_step_count=opts.stateful_steps, database=None,
-                           deadline=None, phases=(Phase.generate, Phase.shrink),
-                           suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-                           report_multiple_bugs=False)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", HypothesisWarning)
-                run_state_machine_as_test(Machine, settings=config)
-        except BrokerDown:
-            if self.best is not None:
-                self.report(shrunk=False)
-            raise
-        except Exception:  # noqa: BLE001, S110 - FuzzFailure / Flaky: the finding is in self.best
-            pass
-        if self.best is not None:
-            with contextlib.suppress(BrokerDown):
-                self.minimize()
-            confirmed = self._replay(self.best[0])
-            if confirmed is not None:  # it fails again: a fluke (a loaded machine) is not a finding
-                self.best = confirmed
-                self.report(shrunk=True)
-            else:
-                self.c.log(f"{self.version} stateful: {self.target_rule} did not fail again; not reported")
-                self.best = None
-
-    def minimize(self) -> None:
-        """Drop actions one at a time (replayed with fresh clients) while the same rule still fails."""
-        assert self.best is not None and self.target_rule is not None
-        deadline = max(self.shrink_deadline, time.monotonic() + max(10.0, self.c.options.shrink_time / 2))
-        i = len(self.best[0]) - 2  # the last action is where it fails: keep it
-        while i >= 0 and time.monotonic() < deadline:
-            actions = self.best[0]
-            trial = actions[:i] + actions[i + 1:]
-            result = self._replay(trial)
-            if result is not None:
-                self.best = result
-            i -= 1
-
-    def _replay(self, actions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Problem, list[dict[str, Any]]] \
-            | None:
-        self.c.guard.ensure_up(self.liveness)
-        self.examples_in_round += 1
-        tag = f"{self.round_index:x}m{self.examples_in_round:x}"
-        driver = ModelDriver(self.c.target, self.version, f"{self.ctx.prefix}/m{tag}", f"{self.token}{tag}",
-                             self.c.options.limits, self.c.options.ignore, self.c.options.clients)
-        try:
-            for action in actions:
-                driver.do(action)
-        except StepFailed as exc:
-            problem = self.classify(exc.problem)
-            if _same(problem.rule, self.target_rule or ""):
-                return list(driver.actions), problem, driver.transcript.to_json()
-            return None
-        finally:
-            driver.close()
-        return None
-
-    def report(self, shrunk: bool) -> None:
-        assert self.best is not None
-        actions, problem, transcript = self.best
-        kind = "liveness" if problem.rule.startswith("liveness") else "model"
-        finding = Finding(
-            kind=kind, mode="stateful", version=self.version, rule=problem.rule,
-            statements=statements_for(problem.rule, self.version), expected=problem.expected,
-            observed=problem.observed, steps=actions, transcript=transcript,
-            description=f"{len(actions)} steps; fails at {problem.where or 'the last step'}",
-            found_at=self.found_at, examples_run=self.stats.examples, shrunk=shrunk,
-            note="" if shrunk else "the broker did not recover: not shrunk",
-        )
-        if self.c.add_finding(finding):
-            self.stats.findings += 1
-        self.best = None
-
-
-def _same(rule: str, target: str) -> bool:
-    if target.startswith("liveness"):
-        return rule.startswith("liveness")
-    return rule == target
+def as_liveness(problem: Problem, liveness: LivenessChecker) -> Problem | None:
+    """A lost connection or message may be a dead broker: the liveness problem it then is, else None."""
+    if problem.rule == "model/closed" or problem.rule.startswith("model/missing"):
+        live, _ = liveness.check()
+        if live is not None:
+            return Problem(live.rule, live.expected, live.observed, problem.where)
+    return None
 
 
 def replay_actions(doc: dict[str, Any], target: FuzzTarget, limits: Limits, ignore: IgnoreList
                    ) -> tuple[list[Problem], list[dict[str, Any]]]:
     """Run a stateful reproducer's actions in a fresh namespace; the problems met (at most one)."""
-    from .campaign import context_for
-
     version = doc["mqtt_version"]
     ctx = context_for(target, version, doc.get("seed"), limits)
     stamp = f"{int(time.time() * 1000) % 10**8:x}"
@@ -663,17 +486,14 @@ def replay_actions(doc: dict[str, Any], target: FuzzTarget, limits: Limits, igno
             try:
                 driver.do(action)
             except StepFailed as exc:
-                problem = exc.problem
-                if problem.rule == "model/closed" or problem.rule.startswith("model/missing"):
-                    live, _ = LivenessChecker(target, ctx, limits, f"fzr{stamp}L").check()
-                    if live is not None:
-                        problem = Problem(live.rule, live.expected, live.observed, problem.where)
-                problems.append(problem)
+                liveness = LivenessChecker(target, ctx, limits, f"fzr{stamp}L")
+                problems.append(as_liveness(exc.problem, liveness) or exc.problem)
                 break
     finally:
         driver.close()
     return problems, driver.transcript.to_json()
 
 
-__all__ = ["CLIENTS", "FILTERS", "TOPICS", "BrokerMachine", "ModelDriver", "StatefulRunner", "replay_actions"]
+__all__ = ["CLIENTS", "FILTERS", "TOPICS", "BrokerMachine", "ModelDriver", "StepFailed", "as_liveness",
+           "replay_actions"]
 

@@ -58,7 +58,7 @@ from ..codec.wire import encode_u16, encode_varint
 class FuzzContext:
     """What the generator needs to know about the run and the broker (from its 5.0 CONNACK)."""
 
-    version: str
+    version: Version
     prefix: str  # every topic of the campaign lives below it
     topic_alias_maximum: int = 0
     maximum_qos: int = 2
@@ -71,18 +71,19 @@ class FuzzContext:
 
     @property
     def v5(self) -> bool:
-        return self.version == Version.V50
+        return self.version.v5
 
     @property
     def level(self) -> int:
-        return 5 if self.v5 else 4
+        return self.version.level
 
     @classmethod
     def from_caps(cls, version: str, prefix: str, caps: dict[str, Any]) -> FuzzContext:
-        if version != Version.V50:
-            return cls(version, prefix)
+        parsed = Version.parse(version)
+        if not parsed.v5:
+            return cls(parsed, prefix)
         return cls(
-            version, prefix,
+            parsed, prefix,
             topic_alias_maximum=int(caps.get("topic_alias_maximum") or 0),
             maximum_qos=int(caps.get("maximum_qos", 2)),
             retain_available=bool(caps.get("retain_available", True)),
@@ -132,14 +133,14 @@ class Valid(Mutation):
 
     def expect(self, packet: Packet, ctx: FuzzContext) -> Expect:
         if isinstance(packet, Connect):
-            return Expect(CONNECT, "valid/connect", limit=is_limit(packet, ctx))
+            return Expect(CONNECT, "valid/connect", limit=is_limit(packet))
         if isinstance(packet, Disconnect):
             return Expect(TOLERATE, "valid/disconnect", barrier=False)
         rule = {Publish: "valid/publish", Subscribe: "valid/subscribe", Unsubscribe: "valid/unsubscribe",
                 Pingreq: "valid/pingreq"}.get(type(packet), "valid/other")
         if isinstance(packet, Publish) and packet.qos:
             rule = f"valid/publish-qos{packet.qos}"
-        return Expect(ANSWER, rule, limit=is_limit(packet, ctx))
+        return Expect(ANSWER, rule, limit=is_limit(packet))
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def _segment_text(packet: Packet, segment: str) -> str:
         return packet.topic  # type: ignore[attr-defined]
     if segment.startswith("topic_filter["):
         i = int(segment[13:-1])
-        return (packet.subscriptions[i].topic_filter if isinstance(packet, Subscribe)  # type: ignore[attr-defined]
+        return (packet.subscriptions[i].topic_filter if isinstance(packet, Subscribe)
                 else packet.topic_filters[i])  # type: ignore[attr-defined]
     if segment == "will_topic":
         return packet.will.topic  # type: ignore[attr-defined]
@@ -232,7 +233,7 @@ class TopicWildcard(Mutation):
     form: str  # "+" | "#" | "a+b" | "a#b" | "+/x"
 
     def encode(self, packet: Packet, level: int) -> bytes:
-        return encode(replace(packet, topic=f"{packet.topic}/{self.form}"), level)  # type: ignore[type-var]
+        return encode(replace(packet, topic=f"{packet.topic}/{self.form}"), level)  # type: ignore[call-arg, attr-defined]
 
     def expect(self, packet: Packet, ctx: FuzzContext) -> Expect:
         return Expect(CLOSED, "malformed/topic-wildcard", refusal="ack")
@@ -253,7 +254,7 @@ class BadFilter(Mutation):
             return replace(packet, subscriptions=tuple(subs))
         filters = list(packet.topic_filters)  # type: ignore[attr-defined]
         filters[index] = _strip_hash(filters[index]) + "/" + self.form
-        return replace(packet, topic_filters=tuple(filters))  # type: ignore[type-var]
+        return replace(packet, topic_filters=tuple(filters))  # type: ignore[call-arg]
 
     def encode(self, packet: Packet, level: int) -> bytes:
         return encode(self._changed(packet), level)
@@ -638,7 +639,7 @@ LIMIT_USER_PROPERTIES = 16
 LIMIT_CLIENT_ID = 64
 
 
-def is_limit(packet: Packet, ctx: FuzzContext) -> bool:
+def is_limit(packet: Packet) -> bool:
     """Well-formed but beyond common implementation limits: a broker may refuse it by closing."""
     topics: list[str] = []
     props = getattr(packet, "properties", Properties())
@@ -752,7 +753,8 @@ def _users(g: Genes, i: int) -> list[tuple[str, str]]:
 def _publish_props(g: Genes, ctx: FuzzContext, payload: bytes) -> Properties:
     if not ctx.v5:
         return Properties()
-    mask, items = g[9], []
+    mask = g[9]
+    items: list[tuple[str, Any]] = []
     if mask & 0x01:
         utf8 = _is_utf8(payload)
         items.append(("payload_format_indicator", 1 if utf8 and g[10] & 1 else 0))
@@ -1043,11 +1045,11 @@ def _special(g: Genes, ctx: FuzzContext) -> Input:
         publish = build_publish(g, ctx)
         publish = replace(publish, payload=publish.payload[:512])
         alias = 1 + g[15] % ctx.topic_alias_maximum
-        first = replace(publish, properties=Properties.of([*_without(publish.properties, "topic_alias"),
-                                                           ("topic_alias", alias)]))
-        second = Publish(topic="", payload=b"aliased", qos=publish.qos, packet_id=publish.packet_id,
-                         properties=Properties(topic_alias=alias))
-        return Input("session", first, Valid(), (second,))
+        setting = replace(publish, properties=Properties.of([*_without(publish.properties, "topic_alias"),
+                                                             ("topic_alias", alias)]))
+        using = Publish(topic="", payload=b"aliased", qos=publish.qos, packet_id=publish.packet_id,
+                        properties=Properties(topic_alias=alias))
+        return Input("session", setting, Valid(), (using,))
     first_packet = (Pingreq(), build_subscribe(g, ctx), replace(build_publish(g, ctx), payload=b"x"))[g[14] % 3]
     return Input("connect", first_packet, NotConnectFirst())
 
