@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conformance.brokers.mosquitto import Mosquitto  # noqa: E402
+from conformance.codec.version import Version  # noqa: E402
 from conformance.fuzz.campaign import Campaign, CampaignOptions  # noqa: E402
 from conformance.fuzz.common import IgnoreList, resolve_target  # noqa: E402
 
@@ -34,9 +35,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="fuzzing time per version (default 20)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--mqtt-version", default="all", choices=["3.1.1", "5.0", "all"])
+    parser.add_argument("--mqtt-version", default="all", choices=[*Version, "all"])
     args = parser.parse_args()
-    versions = ("3.1.1", "5.0") if args.mqtt_version == "all" else (args.mqtt_version,)
+    versions = tuple(Version) if args.mqtt_version == "all" else (Version.parse(args.mqtt_version),)
     if not Mosquitto.available():
         print("mosquitto is not installed", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conformance.brokers.mosquitto import Mosquitto  # noqa: E402
+from conformance.codec.version import Version  # noqa: E402
 
 
 def run_once(url: str, workers: str | None, out: Path) -> tuple[float, dict]:
@@ -65,7 +66,7 @@ def main() -> None:
             out = Path(work) / (workers or "default")
             walls = []
             for _ in range(args.runs):
-                wall, doc = run_once(broker.url("5.0"), workers, out)
+                wall, doc = run_once(broker.url(Version.V50), workers, out)
                 walls.append(wall)
             report(workers or "default", wall, doc)
             print("   wall per run: " + ", ".join(f"{w:.1f} s" for w in walls) + " (the first without history)")

@@ -11,19 +11,21 @@ contains part of it) are masked too; the decoded fields of the packets stay read
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 MIN_RUN = 3  # shorter runs occur by chance everywhere (length prefixes, flags); they reveal little
 MASK = ord("*")
 
 
-def _runs(secrets: Iterable[bytes], run: int) -> set[bytes]:
+@lru_cache(maxsize=64)  # a run has a handful of secret sets, each masking thousands of events
+def _pieces(secrets: tuple[bytes, ...], run: int) -> frozenset[bytes]:
     """Every ``run``-byte piece of every secret: a longer common run is covered by its pieces."""
-    return {s[i:i + run] for s in secrets for i in range(len(s) - run + 1)}
+    return frozenset(s[i:i + run] for s in secrets for i in range(len(s) - run + 1))
 
 
 def mask_bytes(data: bytes, secrets: Iterable[bytes], run: int = MIN_RUN) -> bytes:
     """``data`` with every byte that belongs to a run of >= ``run`` bytes of a secret replaced by '*'."""
-    pieces = _runs(secrets, run)
+    pieces = _pieces(tuple(secrets), run)
     if not pieces or len(data) < run:
         return data
     out = bytearray(data)

@@ -29,8 +29,10 @@ from conformance.codec import (
     Subscription,
     encode,
 )
+from conformance.codec.version import Version
 from conformance.reports import render_all, render_html, render_junit, render_markdown
 from conformance.reports.transcript import packet_fields
+from conformance.transcript import BROKER, HARNESS
 
 SAMPLE = Path(__file__).parent / "data" / "reports" / "sample-results.json"
 
@@ -67,7 +69,7 @@ def _connect_pair(version: str, probe: str, client_id: str, t0: float = 0.0, **c
 
 
 def build_sample() -> dict[str, Any]:
-    v3, v5 = "3.1.1", "5.0"
+    v3, v5 = Version.V311, Version.V50
     cases = [
         case("cases/test_3_2_connack.py::test_connack_first", "3.2", v3, ["MQTT-3.2.0-1"], "MUST", "PASS",
              _connect_pair(v3, "c1", "conf-c1"),
@@ -101,7 +103,7 @@ def build_sample() -> dict[str, Any]:
                       "PUBLISH 'conf/t/1' qos=0 payload=b'hello'"),
                  wire(0.0070, "sub", "out", Disconnect(), v5, "DISCONNECT reason=0x00"),
                  {"t": 0.0071, "probe": "sub", "dir": "close", "hex": "", "summary": "closed by harness",
-                  "packet": None},
+                  "packet": None, "closed_by": HARNESS},
              ],
              message="expected the PUBLISH at QoS 1 (granted 1, published 1), got QoS 0",
              description="A QoS 1 message reaches a QoS 1 subscriber at QoS 1.",
@@ -123,7 +125,8 @@ def build_sample() -> dict[str, Any]:
         case("cases/test_3_1_connect.py::test_reserved_flag_closes", "3.1", v3, ["MQTT-3.1.2-3"], "MUST", "PASS", [
             {"t": 0.0001, "probe": "c1", "dir": "out", "hex": "101000044d5154540403003c0004636f6e66",
              "summary": "CONNECT (crafted) connect_flags=0x03 reserved bit set", "packet": None},
-            {"t": 0.0102, "probe": "c1", "dir": "close", "hex": "", "summary": "closed by broker", "packet": None},
+            {"t": 0.0102, "probe": "c1", "dir": "close", "hex": "", "summary": "closed by broker", "packet": None,
+             "closed_by": BROKER},
         ], description="The broker closes the connection when the CONNECT reserved flag is 1."),
         case("cases/test_3_1_connect.py::test_username_password_accepted", "3.1", v5, ["MQTT-3.1.3-5"], "MUST",
              "PASS", _connect_pair(v5, "c1", "conf-auth", username="user", password=b"***"),
@@ -296,12 +299,12 @@ def test_html_whole_expectation_and_recorded_extras(sample: dict[str, Any]) -> N
 
 
 def test_v311_packets_have_no_v5_fields() -> None:
-    suback = {"dir": "in", "hex": encode(Suback(packet_id=3, reason_codes=(1,)), "3.1.1").hex()}
-    fields, _ = packet_fields(suback, "3.1.1")
+    suback = {"dir": "in", "hex": encode(Suback(packet_id=3, reason_codes=(1,)), Version.V311).hex()}
+    fields, _ = packet_fields(suback, Version.V311)
     assert fields == {"type": "SUBACK", "packet_id": 3, "return_codes": [1]}
     connect = {"dir": "out", "packet": {"type": "CONNECT", "clean_start": True, "properties": {}, "client_id": "c"}}
-    assert packet_fields(connect, "3.1.1")[0] == {"type": "CONNECT", "clean_session": True, "client_id": "c"}
-    assert "properties" in packet_fields(connect, "5.0")[0]
+    assert packet_fields(connect, Version.V311)[0] == {"type": "CONNECT", "clean_session": True, "client_id": "c"}
+    assert "properties" in packet_fields(connect, Version.V50)[0]
 
 
 def test_interrupted_run_in_every_report(sample: dict[str, Any], tmp_path: Path) -> None:
@@ -477,12 +480,13 @@ def test_pcap_streams_and_fields(rendered: tuple[dict[str, Any], Path, list[Path
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_pcap_large_packet_is_segmented(tmp_path: Path) -> None:
-    v5 = "5.0"
+    v5 = Version.V50
     big = Publish(topic="conf/big", payload=bytes(range(256)) * 20, qos=0)
     results = {"started_at": "2026-11-25T04:10:00+00:00", "cases": [{
         "id": "cases/t.py::test_big[5.0]", "mqtt_version": v5, "verdict": "PASS",
         "transcript": [*_connect_pair(v5, "c1", "big"), wire(0.002, "c1", "out", big, v5, "PUBLISH big"),
-                       {"t": 0.003, "probe": "c1", "dir": "close", "summary": "closed by broker"}],
+                       {"t": 0.003, "probe": "c1", "dir": "close", "summary": "closed by broker",
+                        "closed_by": BROKER}],
     }]}
     render_all(results, tmp_path)
     path = tmp_path / results["cases"][0]["pcap"]

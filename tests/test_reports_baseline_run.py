@@ -3,7 +3,7 @@ FIXED ones and PASS -> UNSUPPORTED (a capability turned off), results.json lists
 exit-0 baseline run shows no ❌.
 
 Three serial runs of a small selection of mosquitto cases (shared subscriptions plus two known
-deviations); wall time about 5 s.
+deviations).
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@
     python tools/differential.py [--out reports/differential] [--brokers mosquitto rumqttd ...]
                                  [--docs docs] [-n N]
 
-Each broker is started by the harness (``--embedded NAME``) with its checked-in profile
-(``fixtures/targets/NAME.toml``); each run writes its reports under ``OUT/NAME/``. Then:
+The brokers are the registered embedded ones (conformance.brokers.REGISTRY) whose profile extends no
+other: one per implementation (mosquitto-limited, say, is mosquitto configured otherwise, and its
+profile extends mosquitto.toml). Each is started by the harness (``--embedded NAME``) with its
+checked-in profile (``fixtures/targets/NAME.toml``); each run writes its reports under ``OUT/NAME/``.
+Then:
 
 - ``OUT/matrix.html`` and ``OUT/matrix.md``: the statements x brokers matrix (``mqtt-conformance compare``);
 - ``OUT/summary.json`` and a table on stdout: per broker the verdict counts, the known deviations that
@@ -28,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +41,24 @@ sys.path.insert(0, str(ROOT))
 from conformance.brokers import REGISTRY  # noqa: E402
 from conformance.run.records import load_results, summarize  # noqa: E402
 
-BROKERS = ["mosquitto", "rumqttd", "amqtt", "aedes", "ejabberd", "rabbitmq"]
-# Cases left out of one broker's run, with the reason (see that broker's profile).
-# (None today: a crashing managed broker is restarted and the crashing case graded FAIL, see
-# conformance/run/supervisor.py; rumqttd's U+FEFF crash used to be deselected here.)
-DESELECT: dict[str, str] = {}
-# Evidence of a broker's known nondeterministic faults, which hit arbitrary cases from run to run (no
-# [[deviations]] entry can pin them to a case). The summary points to it next to cases not reproduced.
-NONDETERMINISTIC_EVIDENCE = {
-    "rumqttd": "fixtures/evidence/rumqttd/nondeterministic-connection-drop.txt",
-    "rabbitmq": "fixtures/evidence/rabbitmq/MQTT-3.1.2-6-3.1.1-reconnect-dropped.txt",
-    "amqtt": "fixtures/evidence/amqtt/MQTT-3.3.1-5-3.1.1-retained-leak.txt",
-}
 RUN_TIMEOUT = 1800.0
+
+
+def implementations() -> list[str]:
+    """The registered brokers whose profile extends no other profile (a variant's profile does)."""
+    return [name for name, cls in REGISTRY.items()
+            if "extends" not in tomllib.loads(cls.profile_path().read_text(encoding="utf-8"))]
+
+
+BROKERS = implementations()
 
 
 def _run(name: str, report_dir: Path, workers: str, keyword: str | None) -> tuple[dict[str, Any] | None, int | None, str]:
     shutil.rmtree(report_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "conformance.cli", "run", "--embedded", name,
-           "--profile", str(ROOT / "fixtures" / "targets" / f"{name}.toml"),
-           "--report-dir", str(report_dir), "-n", workers]
-    keywords = [k for k in (DESELECT.get(name), keyword) if k]
-    if keywords:
-        cmd += ["-k", " and ".join(f"({k})" for k in keywords)]
+           "--profile", str(REGISTRY[name].profile_path()), "--report-dir", str(report_dir), "-n", workers]
+    if keyword:
+        cmd += ["-k", keyword]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=ROOT)
         code, tail = proc.returncode, (proc.stderr or proc.stdout)[-1500:]
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = True
             continue
         if s["nondeterministic"]:
-            evidence = NONDETERMINISTIC_EVIDENCE.get(s["broker"])
+            evidence = REGISTRY[s["broker"]].nondeterministic_evidence
             text.append(f"\n{s['broker']}: {len(s['nondeterministic'])} FAIL/ERROR not reproduced in isolation"
                         + (f" (its nondeterministic fault: {evidence})" if evidence else "") + ":")
             text += [f"  {line}" for line in s["nondeterministic"]]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conformance.codec.version import Version  # noqa: E402
 from conformance.run.records import ResultsFileError, load_results  # noqa: E402
 from conformance.transcript import TEXT_ARROWS  # noqa: E402
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="results.json of a run (or its report directory)")
     parser.add_argument("case", nargs="+", help="substring(s) of the case id (any of them matches)")
-    parser.add_argument("--version", choices=["3.1.1", "5.0"], help="only this MQTT version")
+    parser.add_argument("--version", choices=list(Version), help="only this MQTT version")
     parser.add_argument("--all", action="store_true", help="print cases of any verdict, not only FAIL/NON-STRICT/ERROR")
     parser.add_argument("--note", help="one line on why the broker deviates, printed with every case")
     parser.add_argument("--max", type=int, default=0, help="print at most this many cases (0: all)")

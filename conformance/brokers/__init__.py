@@ -5,24 +5,24 @@
     cls = get_broker("rumqttd")          # or default_broker(): mosquitto if installed, else rumqttd
     if cls.available():
         with cls() as broker:            # free loopback ports, readiness wait, guaranteed stop
-            broker.url("5.0")            # "mqtt://127.0.0.1:PORT"
+            broker.url(Version.V50)      # "mqtt://127.0.0.1:PORT"
             broker.credentials           # None, or (username, password) that every CONNECT must carry
 
-Each class has ``name``, ``versions``, ``profile`` (file name in fixtures/targets/), ``credentials``,
-``start_timeout`` and ``available()``. Install the brokers with ``.ci/install-brokers [NAME...]``.
+REGISTRY (name -> class, sorted by name) holds every class of this package's modules decorated with
+``base.launcher``, under its own ``name``: a new broker is one module here plus its profile
+fixtures/targets/NAME.toml (``cls.profile_path()``). Each class has ``name``, ``versions``,
+``credentials``, ``start_timeout`` and ``available()``. Install the brokers with
+``.ci/install-brokers [NAME...]``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ..codec.errors import HarnessError
-from .aedes import Aedes
-from .amqtt_broker import Amqtt
-from .base import EmbeddedBroker, free_port, wait_for_port
-from .ejabberd import Ejabberd
-from .mosquitto import Mosquitto, MosquittoLimited
-from .mosquitto_auth import MosquittoAuth
-from .rabbitmq import RabbitMQ
-from .rabbitmq_cluster import RabbitMQCluster
+from .base import EmbeddedBroker, free_port, launchers, wait_for_port
+from .mosquitto import Mosquitto
 from .rumqttd import Rumqttd
 
 
@@ -33,17 +33,18 @@ class UnknownBroker(HarnessError, KeyError):
         return str(self.args[0]) if self.args else "unknown embedded broker"
 
 
-REGISTRY: dict[str, type[EmbeddedBroker]] = {
-    "mosquitto": Mosquitto,
-    "mosquitto-limited": MosquittoLimited,
-    "mosquitto-auth": MosquittoAuth,
-    "rumqttd": Rumqttd,
-    "amqtt": Amqtt,
-    "aedes": Aedes,
-    "ejabberd": Ejabberd,
-    "rabbitmq": RabbitMQ,
-    "rabbitmq-cluster": RabbitMQCluster,
-}
+def _registry() -> dict[str, type[EmbeddedBroker]]:
+    """Import every module of this package, then the launchers they declare, by name."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    registry: dict[str, type[EmbeddedBroker]] = {}
+    for cls in launchers():
+        if registry.setdefault(cls.name, cls) is not cls:
+            raise HarnessError(f"two embedded brokers are named {cls.name!r}: {registry[cls.name]} and {cls}")
+    return dict(sorted(registry.items()))
+
+
+REGISTRY = _registry()
 
 
 def get_broker(name: str) -> type[EmbeddedBroker]:
@@ -59,13 +60,7 @@ def default_broker() -> type[EmbeddedBroker]:
     return Mosquitto if Mosquitto.available() else Rumqttd
 
 
-def available_brokers() -> list[str]:
-    """Names of the registered brokers installed on this machine."""
-    return [name for name, cls in REGISTRY.items() if cls.available()]
-
-
 __all__ = [
-    "REGISTRY", "Aedes", "Amqtt", "EmbeddedBroker", "Ejabberd", "Mosquitto", "RabbitMQ", "RabbitMQCluster", "Rumqttd",
-    "UnknownBroker",
-    "available_brokers", "default_broker", "free_port", "get_broker", "wait_for_port",
+    "REGISTRY", "EmbeddedBroker", "Mosquitto", "Rumqttd", "UnknownBroker",
+    "default_broker", "free_port", "get_broker", "wait_for_port",
 ]

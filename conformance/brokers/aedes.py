@@ -6,7 +6,7 @@ import shutil
 
 from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
-from .base import EmbeddedBroker, free_port
+from .base import EmbeddedBroker, launcher
 
 RUNNER_DIR = BROKER_FIXTURES / "aedes"
 
@@ -15,6 +15,7 @@ def node_binary() -> str | None:
     return shutil.which("node") or shutil.which("nodejs")
 
 
+@launcher
 class Aedes(EmbeddedBroker):
     """``node server.js PORT HOST``; the runner exits when its stdin closes or on SIGTERM.
 
@@ -23,15 +24,11 @@ class Aedes(EmbeddedBroker):
 
     name = "aedes"
     versions = (Version.V311,)
-    profile = "aedes.toml"
-    credentials: tuple[str, str] | None = None
-    start_timeout = 20.0
 
     @classmethod
     def available(cls) -> bool:
         return node_binary() is not None and (RUNNER_DIR / "node_modules" / "aedes" / "package.json").is_file()
 
     def command(self) -> list[str]:
-        port = free_port(self.host)
-        self.ports = {version: port for version in self.versions}
+        port = self.one_port()
         return [node_binary() or "node", str(RUNNER_DIR / "server.js"), str(port), self.host]

@@ -13,9 +13,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from string import Template
+from typing import TypeVar
 
 from ..codec.errors import HarnessError
 from ..codec.version import Version
+from ..resources import PROFILES_DIR
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,6 +67,10 @@ class EmbeddedBroker:
     versions: tuple[str, ...] = (Version.V311, Version.V50)
     host = "127.0.0.1"
     start_timeout = 20.0
+    credentials: tuple[str, str] | None = None  # (username, password) every CONNECT must carry
+    # A known fault that hits arbitrary cases from run to run (no [[deviations]] entry can pin it to a
+    # case): its evidence file, which tools/differential.py names next to cases not reproduced alone.
+    nondeterministic_evidence: str | None = None
 
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"mqtt-conformance-{self.name}-"))
@@ -76,8 +83,25 @@ class EmbeddedBroker:
     def available(cls) -> bool:
         return True
 
+    @classmethod
+    def profile_path(cls) -> Path:
+        """The target profile of this broker: fixtures/targets/NAME.toml."""
+        return PROFILES_DIR / f"{cls.name}.toml"
+
     def command(self) -> list[str]:
         raise NotImplementedError
+
+    def one_port(self) -> int:
+        """A free port that every version of this broker listens on (``self.ports`` set)."""
+        port = free_port(self.host)
+        self.ports = {version: port for version in self.versions}
+        return port
+
+    def write_config(self, template: Path, **values: object) -> Path:
+        """``template`` (a fixture with ``$name`` placeholders) filled in, written into the workdir."""
+        path = self.workdir / template.name
+        path.write_text(Template(template.read_text()).substitute(host=self.host, **values))
+        return path
 
     def env(self) -> dict[str, str]:
         return dict(os.environ)
@@ -178,3 +202,20 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+Launcher = TypeVar("Launcher", bound=type[EmbeddedBroker])
+_LAUNCHERS: list[type[EmbeddedBroker]] = []
+
+
+def launcher(cls: Launcher) -> Launcher:
+    """Class decorator: ``--embedded NAME`` starts this broker (NAME is ``cls.name``, its profile
+    fixtures/targets/NAME.toml). conformance.brokers imports every module of the package and builds
+    its REGISTRY from these, so a new broker is its module and its profile."""
+    _LAUNCHERS.append(cls)
+    return cls
+
+
+def launchers() -> list[type[EmbeddedBroker]]:
+    """The classes decorated with ``launcher`` in the modules imported so far."""
+    return list(_LAUNCHERS)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..codec.version import Version
 from ..errors import ConfigError
-from .base import EmbeddedBroker, free_port
+from .base import EmbeddedBroker
 
 
 class CommandBroker(EmbeddedBroker):
@@ -42,8 +42,7 @@ class CommandBroker(EmbeddedBroker):
         return self
 
     def command(self) -> list[str]:
-        port = free_port(self.host)
-        self.ports = {version: port for version in self.versions}
+        port = self.one_port()
         return shlex.split(self.template.format(port=port, host=self.host, workdir=self.workdir))
 
 

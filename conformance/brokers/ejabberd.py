@@ -13,11 +13,10 @@ import glob
 import os
 import shutil
 from pathlib import Path
-from string import Template
 
 from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
-from .base import EmbeddedBroker, free_port
+from .base import EmbeddedBroker, launcher
 
 TEMPLATE = BROKER_FIXTURES / "ejabberd" / "ejabberd.yml"
 APP_GLOBS = ("/usr/lib/*/ejabberd-*/ebin/ejabberd.app", "/usr/lib/ejabberd*/ebin/ejabberd.app",
@@ -33,10 +32,10 @@ def ejabberd_lib_dir() -> str | None:
     return None
 
 
+@launcher
 class Ejabberd(EmbeddedBroker):
     name = "ejabberd"
     versions = (Version.V311, Version.V50)
-    profile = "ejabberd.toml"
     # Anonymous auth (login_anon) accepts any username; a CONNECT without one is refused.
     credentials: tuple[str, str] | None = ("conformance", "conformance")  # (username, password)
     start_timeout = 30.0
@@ -45,9 +44,6 @@ class Ejabberd(EmbeddedBroker):
     @classmethod
     def available(cls) -> bool:
         return shutil.which("erl") is not None and ejabberd_lib_dir() is not None
-
-    def config(self, port: int) -> str:
-        return Template(TEMPLATE.read_text()).substitute(host=self.host, port=port, loglevel=self.loglevel)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -64,11 +60,9 @@ class Ejabberd(EmbeddedBroker):
         return env
 
     def command(self) -> list[str]:
-        port = free_port(self.host)
-        self.ports = {version: port for version in self.versions}
         (self.workdir / "spool").mkdir()
         (self.workdir / "logs").mkdir()
-        (self.workdir / "ejabberd.yml").write_text(self.config(port))
+        self.write_config(TEMPLATE, port=self.one_port(), loglevel=self.loglevel)  # EJABBERD_CONFIG_PATH
         spool = str(self.workdir / "spool").replace("\\", "\\\\").replace('"', '\\"')
         return [
             shutil.which("erl") or "erl", "+K", "true", "+P", "250000", "-noinput",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..codec.version import Version
 from ..resources import BROKER_FIXTURES
-from .base import EmbeddedBroker, free_port
+from .base import EmbeddedBroker, free_port, launcher
 
 FIXTURES = BROKER_FIXTURES / "mosquitto"
 DYNSEC_PLUGIN_GLOBS = (
@@ -45,10 +45,10 @@ def dynsec_plugin() -> str | None:
     return next((path for pattern in DYNSEC_PLUGIN_GLOBS for path in sorted(glob.glob(pattern))), None)
 
 
+@launcher
 class Mosquitto(EmbeddedBroker):
     name = "mosquitto"
     versions = (Version.V311, Version.V50)
-    profile = "mosquitto.toml"
 
     def __init__(self, extra_config: str = "") -> None:
         super().__init__()
@@ -104,8 +104,7 @@ class Mosquitto(EmbeddedBroker):
         ]) + "\n"
 
     def command(self) -> list[str]:
-        port = free_port(self.host)
-        self.ports = {version: port for version in self.versions}
+        port = self.one_port()
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config(port))
         if self.websocket_port:
@@ -113,12 +112,12 @@ class Mosquitto(EmbeddedBroker):
         return [mosquitto_binary() or "mosquitto", "-c", str(conf)]
 
 
+@launcher
 class MosquittoLimited(Mosquitto):
     """Mosquitto with QoS 2 and retained messages switched off (``max_qos 1``, ``retain_available false``):
     the target for the cases about servers that lack those features (5.0 MQTT-3.2.2-12, -13)."""
 
     name = "mosquitto-limited"
-    profile = "mosquitto-limited.toml"
 
     def __init__(self, extra_config: str = "") -> None:
         super().__init__("max_qos 1\nretain_available false\n" + extra_config)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..codec.errors import HarnessError
 from ..resources import BROKER_FIXTURES
+from .base import launcher
 from .mosquitto import Mosquitto, mosquitto_binary
 
 PLUGIN_SOURCE = BROKER_FIXTURES / "mosquitto-auth/mqttc_auth_plugin.c"
@@ -58,9 +59,9 @@ def build_plugin(out_dir: Path) -> Path:
     return library
 
 
+@launcher
 class MosquittoAuth(Mosquitto):
     name = "mosquitto-auth"
-    profile = "mosquitto-auth.toml"
     auth_method = AUTH_METHOD
 
     @classmethod

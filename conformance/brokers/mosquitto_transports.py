@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .base import free_port
+from .base import free_port, wait_for_port
 from .certs import CertSet, make_certs
 from .mosquitto import Mosquitto
 
@@ -59,8 +59,6 @@ class MosquittoTransports(Mosquitto):
 
     def start(self) -> MosquittoTransports:
         super().start()
-        from .base import wait_for_port
-
         for port in self.listeners.values():
             wait_for_port(self.host, port, self.start_timeout, self.process)
         return self

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..codec.errors import HarnessError
 from ..codec.version import Version
-from .base import EmbeddedBroker, wait_for_port
+from .base import EmbeddedBroker, launcher, wait_for_port
 from .rabbitmq import RabbitMQ
 
 NODE_NAMES = ("a", "b", "c")
@@ -86,10 +86,10 @@ class ClusterNode(RabbitMQ):
         return done.stdout
 
 
+@launcher
 class RabbitMQCluster(EmbeddedBroker):
     name = "rabbitmq-cluster"
     versions = (Version.V311,)
-    profile = "rabbitmq-cluster.toml"
     credentials: tuple[str, str] | None = ("guest", "guest")
     start_timeout = 240.0  # three boots in parallel on 2 cores, then two joins
 

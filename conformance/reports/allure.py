@@ -43,9 +43,8 @@ def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
-def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: Path) -> dict[str, Any]:
-    """The Allure result of one case; writes its attachments into ``out_dir`` on the way."""
-    test_uuid = _uuid(run.started_at, case.id, case.version)
+def _labels(case: Case, run: Run) -> list[dict[str, str]]:
+    """Behaviours (epic, feature, story), suites, tags and the worker as a timeline lane."""
     title = chapter_title(case.chapter, case.version)
     labels = [
         {"name": "epic", "value": f"MQTT {case.version}"},
@@ -61,24 +60,45 @@ def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: P
     ]
     if case.known_deviation:
         labels.append({"name": "tag", "value": "known-deviation"})
-    known = catalogue(case.version)
-    links = [{"type": "link", "name": s, "url": known[s].url} for s in case.statements if s in known]
+    labels.append({"name": "thread", "value": str(case.raw.get("worker") or "main")})
+    return labels
 
-    message = case.message
+
+def _links(case: Case) -> list[dict[str, str]]:
+    known = catalogue(case.version)
+    return [{"type": "link", "name": s, "url": known[s].url} for s in case.statements if s in known]
+
+
+def _message(case: Case) -> str:
+    """The verdict message, prefixed so that CATEGORIES sorts known deviations and NON-STRICT apart."""
     if case.known_deviation:
-        message = f"known deviation: {case.deviation_reason or 'listed in the target profile'}\n{message}".rstrip()
-    elif case.verdict == "NON-STRICT":
-        message = f"NON-STRICT: {message}".rstrip()
-    description = "\n\n".join(p for p in (case.description, f"Expectation: {case.expectation}" if case.expectation
-                                           else "", NOTES.get(case.verdict, "")) if p)
+        return f"known deviation: {case.deviation_reason or 'listed in the target profile'}\n{case.message}".rstrip()
+    if case.verdict == "NON-STRICT":
+        return f"NON-STRICT: {case.message}".rstrip()
+    return case.message
+
+
+def _description(case: Case) -> str:
+    expectation = f"Expectation: {case.expectation}" if case.expectation else ""
+    return "\n\n".join(p for p in (case.description, expectation, NOTES.get(case.verdict, "")) if p)
+
+
+def _attachments(case: Case, test_uuid: str, out_dir: Path, report_dir: Path) -> list[dict[str, str]]:
+    """The transcript as text, and the case's pcap when write_pcaps made one."""
     attachments = [_attach(out_dir, test_uuid, "transcript", "txt", "text/plain",
                            as_text(case.transcript, case.version).encode("utf-8"))]
     pcap = report_dir / case.pcap if case.pcap else None
     if pcap is not None and pcap.is_file():
         attachments.append(_attach(out_dir, test_uuid, "capture (pcap)", "pcap", "application/vnd.tcpdump.pcap",
                                    pcap.read_bytes()))
+    return attachments
+
+
+def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: Path) -> dict[str, Any]:
+    """The Allure result of one case; writes its attachments into ``out_dir`` on the way."""
+    test_uuid = _uuid(run.started_at, case.id, case.version)
+    message = _message(case)
     stop_ms = start_ms + max(1, round(case.duration_s * 1000))
-    labels.append({"name": "thread", "value": str(case.raw.get("worker") or "main")})  # a timeline lane
     status = STATUS.get(case.verdict, "broken")
     # Identity without the statements: citing another statement must not start a new history.
     return {
@@ -90,12 +110,12 @@ def result_for(case: Case, run: Run, start_ms: int, out_dir: Path, report_dir: P
         "status": status,
         "statusDetails": {"known": case.known_deviation, "muted": False, "flaky": False, "message": message},
         "stage": "finished",
-        "description": description,
+        "description": _description(case),
         "steps": steps_for(case, start_ms, stop_ms, status, message),
-        "attachments": attachments,
+        "attachments": _attachments(case, test_uuid, out_dir, report_dir),
         "parameters": [{"name": "mqtt_version", "value": case.version}, {"name": "verdict", "value": case.verdict}],
-        "labels": labels,
-        "links": links,
+        "labels": _labels(case, run),
+        "links": _links(case),
         "start": start_ms,
         "stop": stop_ms,
     }

@@ -125,20 +125,20 @@ def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> Ba
         else:
             out.still_failing.append(change)
     for key, old in sorted(recorded.items()):
-        case = current.get(key)
+        now = current.get(key)
         statements = tuple(str(s) for s in old.get("statements") or ())
         previous = str(old.get("verdict") or "FAIL")
-        if case is None:
+        if now is None:
             out.not_run.append(Change(key[0], key[1], "NOT RUN", previous, statements))
-        elif case.verdict in GOOD:
-            out.fixed.append(Change(key[0], key[1], case.verdict, previous, statements))
-        elif case.verdict not in BAD:
-            out.not_run.append(Change(key[0], key[1], case.verdict, previous, statements))
+        elif now.verdict in GOOD:
+            out.fixed.append(Change(key[0], key[1], now.verdict, previous, statements))
+        elif now.verdict not in BAD:
+            out.not_run.append(Change(key[0], key[1], now.verdict, previous, statements))
     for key in sorted(passed):
-        case = current.get(key)
-        if case is not None and case.verdict == "UNSUPPORTED":
-            out.now_unsupported.append(Change(key[0], key[1], case.verdict, "PASS", tuple(case.statements),
-                                              case.message))
+        now = current.get(key)
+        if now is not None and now.verdict == "UNSUPPORTED":
+            out.now_unsupported.append(Change(key[0], key[1], now.verdict, "PASS", tuple(now.statements),
+                                              now.message))
     return out
 
 

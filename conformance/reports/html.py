@@ -177,7 +177,7 @@ def _chart(run: Run) -> str:
     label_w, bar_w, row_h, top = 300, 600, 22, 30
     height = top + row_h * len(keys) + 8
     parts = [f'<svg viewBox="0 0 1000 {height}" role="img" aria-label="Case verdicts per section">']
-    x = label_w
+    x: float = label_w
     for verdict in VERDICTS:  # legend
         parts.append(f'<rect x="{x}" y="6" width="12" height="12" rx="2" fill="{VERDICT_COLOURS[verdict]}"/>')
         parts.append(f'<text x="{x + 17}" y="16">{esc(verdict)}</text>')

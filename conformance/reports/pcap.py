@@ -5,8 +5,9 @@ Ethernet/IPv4/TCP layers are made up here (one TCP stream per probe connection, 
 consistent sequence numbers). The broker side always uses port 1883 so that Wireshark and tshark
 dissect the payload as MQTT whatever port the broker under test really listened on.
 
-Frames are packed with ``struct`` (a run writes hundreds of captures; building them with scapy cost
-about 50 ms per case). The self-tests read the files back with scapy and tshark as independent checks.
+Frames are packed with ``struct``: a run writes hundreds of captures, and building them with scapy was
+too slow for that (docs/measurements.md). The self-tests read the files back with scapy and tshark as
+independent checks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ CLIENT_MAC, BROKER_MAC = "02:00:00:00:00:0a", "02:00:00:00:00:01"  # locally adm
 FIRST_CLIENT_PORT = 50001
 MSS = 1460
 STEP = 1e-6  # spacing of synthesized packets (handshake, ACKs) around a transcript timestamp
-
 
 
 @dataclass
