@@ -46,7 +46,6 @@ def _ids(value: str | Iterable[str] | None) -> tuple[str, ...]:
 def case(
     *v3_ids: str,
     v5: str | Iterable[str] | object | None = None,
-    v3: str | Iterable[str] | None = None,
     level: str = MUST,
     expectation: str = "",
     requires: Iterable[str] = (),
@@ -55,11 +54,12 @@ def case(
     """Mark a test function as a conformance case citing statement IDs for 3.1.1 and/or 5.0."""
     if level not in (MUST, SHOULD, MAY):
         raise HarnessError(f"level must be MUST, SHOULD or MAY, not {level!r}")
-    ids3 = tuple(v3_ids) + _ids(v3)  # type: ignore[arg-type]
+    ids3 = tuple(v3_ids)
     ids5 = ids3 if v5 is SAME else _ids(v5)  # type: ignore[arg-type]
 
     def decorate(fn: Callable) -> Callable:
-        statements = {v: ids for v, ids in ((Version.V311, ids3), (Version.V50, ids5)) if ids}
+        statements: dict[str, tuple[str, ...]] = {v: ids for v, ids in ((Version.V311, ids3), (Version.V50, ids5))
+                                                  if ids}
         if not statements:
             raise HarnessError(f"case {fn.__name__} cites no statement")
         for version, ids in statements.items():

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import pytest
 from _pytest._io import TerminalWriter
 
+from .run.records import SUMMARY
 from .run.schedule import QUICK_ESTIMATE, TIMER_ESTIMATE
 
 ORDER = ("PASS", "FAIL", "NON-STRICT", "INFORMATIONAL", "UNSUPPORTED", "ERROR")
@@ -185,7 +186,7 @@ class Console:
             return
         for key, value in report.user_properties:
             if key == "mqttc_record":
-                self.progress.add(json.loads(value))
+                self.progress.add(json.loads(str(value)))
                 self.draw(force=len(self.progress.done) == len(self.progress.ids))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
@@ -199,7 +200,7 @@ class Console:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        summary = getattr(config, "_mqttc_summary", None)
+        summary = config.stash.get(SUMMARY, None)
         if self._drawn:
             self.write()
         if summary is not None:
@@ -265,16 +266,6 @@ def _bad_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def expected_durations(results_path: Path, target_name: str) -> dict[str, float]:
-    """The previous run's case durations against the same target (for the ETA), or nothing."""
-    from .run.schedule import recorded_durations
-
-    try:
-        return recorded_durations(results_path, target_name)
-    except Exception:  # noqa: BLE001 - an unreadable old file only costs the ETA its precision
-        return {}
-
-
 class SelectionCount:
     """A collection-only pass: how many cases a selection holds and how long they would take serially."""
 
@@ -299,7 +290,7 @@ class SelectionCount:
             self.seconds += self.history.get(item.nodeid, guess)
 
 
-SERIAL_BUDGET = 4.0  # s: about what starting 8 xdist workers costs on 2 CPUs (measured: 5.5 s vs 1.3 s)
+SERIAL_BUDGET = 4.0  # s: what starting the xdist workers costs (measured: docs/measurements.md)
 SELECTING = ("-k", "-m", "--mqtt-statement", "--mqtt-section", "--lf", "--deselect")
 
 
@@ -310,7 +301,7 @@ def is_selection(pytest_args: list[str], cases_dir: str) -> bool:
 
 
 def serial_is_faster(pytest_args: list[str], history: dict[str, float]) -> tuple[bool, SelectionCount]:
-    """Collect the selection only (about 1 s) and tell whether running it serially beats starting workers."""
+    """Collect the selection only (no case runs) and tell whether running it serially beats starting workers."""
     counter = SelectionCount(history)
     pytest.main([*pytest_args, "--collect-only"], plugins=[counter])
     return counter.errors == 0 and counter.seconds <= SERIAL_BUDGET, counter

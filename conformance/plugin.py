@@ -7,7 +7,6 @@ and a record, and the controller writes the records into one results.json and re
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -22,7 +21,6 @@ import pytest
 
 from . import catalogue
 from .case import CaseSpec
-from .catalogue import VERSIONS
 from .console import VERDICT_KEY, summary_lines, teststatus
 from .errors import ConfigError
 from .net import BrokerUnreachable, parse_url
@@ -30,13 +28,25 @@ from .probe import Probe, Timing
 from .reports.model import whole_expectation
 from .run import supervisor
 from .run.cluster import cluster, cluster_exclusive, nodes_used  # noqa: F401 - fixtures of the cluster cases
-from .run.context import Options, RunState, credentials, load_options_profile, tls_options
-from .run.deadline import CaseDeadlines, broker_answers, case_budget
+from .run.context import Handoff, RunState, load_options_profile
+from .run.deadline import CaseDeadlines, case_budget
 from .run.deadline import override as deadline_verdict
 from .run.hygiene import clean_up, find_leftovers
+from .run.isolated import run_alone
+from .run.liveness import accepts_connect, answers_connect, broker_alive
+from .run.options import Options, add_options
 from .run.preflight import check_baseline
-from .run.profile import Identity, load_profile
-from .run.records import Judgement, broker_alive, document, judge, section_of, write_results
+from .run.profile import Identity
+from .run.records import (
+    SUMMARY,
+    CaseRecord,
+    Judgement,
+    deviation_fields,
+    document,
+    judge,
+    section_of,
+    write_results,
+)
 from .run.schedule import (
     DEVIATION_ESTIMATE,
     QUICK_ESTIMATE,
@@ -45,90 +55,61 @@ from .run.schedule import (
     recorded_durations,
 )
 from .run.selection import check_known, describe, normalize_statement, selects
-from .run.target import Target, probe_capabilities
+from .run.target import Target, probe_capabilities, read_target
 from .transcript import Transcript
 from .verdicts import BrokerGone, Unsupported, Verdict
 
+OPTIONS = pytest.StashKey[Options]()
 STATE = pytest.StashKey["RunState"]()
 WORKER = pytest.StashKey["WorkerState"]()
-RECORDS = pytest.StashKey[list]()
 CTX = pytest.StashKey["CaseContext"]()
 JUDGED = pytest.StashKey[dict]()
 DURATIONS = pytest.StashKey[dict]()
+STARTED = pytest.StashKey[float]()
 
 
 # -- options ---------------------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mqtt-conformance", "MQTT broker conformance")
-    add = group.addoption
-    add("--broker", action="append", default=[], metavar="URL",
-        help="broker under test: mqtt://, mqtts://, ws:// or wss:// URL; VERSION=URL for one version only "
-             "(repeatable). Without it, an embedded broker is started on a free loopback port.")
-    add("--profile", metavar="FILE", help="target profile (TOML): credentials, capabilities, limits, deviations")
-    add("--mqtt-version", default="all", metavar="3.1.1|5.0|all", help="protocol version(s) to test (default all)")
-    add("--report-dir", default="reports", metavar="DIR", help="where results.json and reports go (default reports)")
-    add("--mqtt-strict", action="store_true", help="NON-STRICT verdicts (SHOULD-level) count as failures")
-    add("--baseline", metavar="FILE", help="known failures: only a failure not in FILE fails the run")
-    add("--username", help="user name (or MQTT_CONFORMANCE_USERNAME, or the profile)")
-    add("--password", help="password (or MQTT_CONFORMANCE_PASSWORD, or the profile); never written anywhere")
-    add("--ca-file", help="CA certificates to verify the broker's TLS certificate")
-    add("--cert-file", help="client certificate (PEM) for TLS")
-    add("--key-file", help="client private key (PEM) for TLS")
-    add("--insecure", action="store_true", help="do not verify the broker's TLS certificate (not recommended)")
-    add("--embedded", metavar="NAME", help="embedded broker to start when no --broker is given (default: "
-                                           "mosquitto if installed, else rumqttd)")
-    add("--capability", action="append", default=[], metavar="NAME=VALUE",
-        help="override a capability of the target (repeatable), e.g. shared_subscriptions=false")
-    add("--response-timeout", type=float, metavar="SECONDS", help="how long a reply may take (default 3)")
-    add("--embedded-started", action="store_true", help=argparse.SUPPRESS)  # set by mqtt-conformance run
-    add("--broker-command", metavar="CMD", help="start your own broker with this command line, which must listen "
-                                                "on {port} (a free loopback port); supervised and restarted")
-    add("--no-reports", action="store_true", help="write results.json only, no rendered reports")
-    add("--case-deadline", type=float, metavar="SECONDS",
-        help="hard bound of one case (default: 4 x its longest wait, from the profile's limits)")
-    add("--mqtt-statement", action="append", default=[], metavar="ID",
-        help="only the cases that cite this statement, e.g. MQTT-3.1.2-24 (repeatable)")
-    add("--mqtt-section", action="append", default=[], metavar="N.N",
-        help="only the cases citing a statement of this spec section, e.g. 3.8 or 3.1.2 (repeatable)")
+    add_options(parser.getgroup("mqtt-conformance", "MQTT broker conformance").addoption, plugin=True)
 
 
 def _options(config: pytest.Config) -> Options:
-    get = config.getoption
-    return Options(
-        brokers=list(get("broker") or []), profile=get("profile"), mqtt_version=get("mqtt_version"),
-        username=get("username"), password=get("password"), ca_file=get("ca_file"), cert_file=get("cert_file"),
-        key_file=get("key_file"), insecure=get("insecure"), embedded=get("embedded"),
-        response_timeout=get("response_timeout"), capabilities=list(get("capability") or []),
-        started_by_cli=bool(get("embedded_started")), broker_command=get("broker_command"),
-    )
+    if OPTIONS not in config.stash:
+        config.stash[OPTIONS] = Options.of(config.option)
+    return config.stash[OPTIONS]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mqtt_case: an MQTT conformance case (added by @conformance.case)")
     options = _options(config)
     try:
-        options.selected_versions()
-        load_options_profile(options)
-        check_baseline(config.getoption("baseline"))
-        problem = check_known([normalize_statement(s) for s in config.getoption("mqtt_statement")],
-                              config.getoption("mqtt_section"), options.selected_versions())
+        check_baseline(options.baseline)
+        problem = check_known([normalize_statement(s) for s in options.mqtt_statement], options.mqtt_section,
+                              options.selected_versions())
         if problem:
             raise ConfigError(problem)
+        if options.case_deadline is not None and options.case_deadline <= 0:
+            raise ConfigError("--case-deadline must be a number of seconds above 0")
+        if not hasattr(config, "workerinput"):
+            config.stash[STATE] = _controller_state(config, options)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RECORDS] = []
-    if not hasattr(config, "workerinput"):
-        config.stash[STATE] = RunState(options)
-    if config.getoption("case_deadline") is not None and config.getoption("case_deadline") <= 0:
-        raise pytest.UsageError("--case-deadline must be a number of seconds above 0")
     if not config.getoption("usepdb"):  # a debugger session must not be cut short
         config.pluginmanager.register(CaseDeadlines(_case_budget, _case_probes), "mqttc-case-deadline")
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    state = config.stash.get(STATE, None)
-    if state is not None:
-        state.stop()
+def _controller_state(config: pytest.Config, options: Options) -> RunState:
+    """The run state of this session: the one ``mqtt-conformance run`` resolved and hands over, or the target
+    a harness process wrote for a run of its own (see run/isolated.py), or else one resolved here, whose
+    broker this session then stops at its end."""
+    handed = next((p.state for p in config.pluginmanager.get_plugins() if isinstance(p, Handoff)), None)
+    if handed is not None:
+        return handed
+    if options.target_file:
+        return RunState(options, read_target(options.target_file))
+    state = RunState(options)
+    config.add_cleanup(state.stop)
+    return state
 
 
 def _controller_target(config: pytest.Config) -> Target:
@@ -146,11 +127,13 @@ def _case_budget(item: pytest.Item) -> float | None:
     spec = _spec(item)
     if spec is None:
         return None
+    options = _options(item.config)
     try:
         limits = _worker_state(item.config).target.profile.limits
-    except Exception:  # noqa: BLE001 - no target yet: the case's setup will say why; bound it anyway
-        limits = load_options_profile(_options(item.config)).limits
-    return case_budget(limits, spec.timer, item.config.getoption("case_deadline"))
+    except Exception:  # noqa: BLE001 - no target (yet): the case's setup will say why; bound it anyway
+        state = item.config.stash.get(STATE, None)  # a worker given no target was given no profile either
+        limits = (state.profile if state is not None else load_options_profile(options)).limits
+    return case_budget(limits, spec.timer, options.case_deadline)
 
 
 def _case_probes(item: pytest.Item) -> list[Probe]:
@@ -164,9 +147,9 @@ def pytest_configure_node(node: Any) -> None:
     of the previous run against it (read once here, not in every worker)."""
     if _wants_target(node.config):
         target = _controller_target(node.config)
-        node.workerinput["mqttc_target"] = json.dumps(target.to_json())
+        node.workerinput["mqttc_target"] = target.to_data()  # the workers load and resolve nothing again
         if DURATIONS not in node.config.stash:
-            report_dir = Path(node.config.getoption("report_dir"))
+            report_dir = Path(_options(node.config).report_dir)
             node.config.stash[DURATIONS] = recorded_durations(report_dir / "results.json", target.name)
         node.workerinput["mqttc_durations"] = node.config.stash[DURATIONS]
         # the managed broker's supervisor state (the worker process may predate the variable)
@@ -174,7 +157,12 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def _wants_target(config: pytest.Config) -> bool:
-    if config.getoption("broker") or config.getoption("profile") or config.getoption("embedded"):
+    """Whether this session tests a broker (the plugin is loaded in every pytest session, the harness's
+    own tests too: those must not start an embedded broker)."""
+    options = _options(config)
+    state = config.stash.get(STATE, None)
+    if (state is not None and state.target is not None) or options.broker or options.profile or \
+            options.embedded or options.broker_command:
         return True
     for arg in config.args:
         path = Path(arg.split("::")[0]).resolve()
@@ -198,11 +186,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, dropped = [], []
     for item in items:
-        spec = _spec(item)
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if spec is not None and params.get("mqtt_version") not in catalogue.VERSIONS:
+        spec, version = _spec(item), _version(item)
+        if spec is not None and version is None:
             dropped.append(item)  # no statement for a selected version (an empty parameter set)
-        elif spec is not None and not _selected(config, spec, params["mqtt_version"]):
+        elif spec is not None and version is not None and not _selected(config, spec, version):
             dropped.append(item)  # not what --mqtt-statement / --mqtt-section asked for
         else:
             keep.append(item)
@@ -220,16 +207,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _selected(config: pytest.Config, spec: CaseSpec, version: str) -> bool:
-    statements = [normalize_statement(s) for s in config.getoption("mqtt_statement")]
-    return selects(spec, version, statements, config.getoption("mqtt_section"))
+    options = _options(config)
+    return selects(spec, version, [normalize_statement(s) for s in options.mqtt_statement], options.mqtt_section)
 
 
 def _check_selection(config: pytest.Config, keep: list[pytest.Item]) -> None:
     """A --mqtt-statement or --mqtt-section that selects no case is a usage error (exit 2), not an empty run.
     (An xdist worker only deselects: the CLI checks the selection before it starts them.)"""
-    wanted = describe(config.getoption("mqtt_statement"), config.getoption("mqtt_section"))
+    options = _options(config)
+    wanted = describe(options.mqtt_statement, options.mqtt_section)
     if wanted and not any(_spec(item) for item in keep) and not hasattr(config, "workerinput"):
-        versions = _options(config).selected_versions()
+        versions = options.selected_versions()
         pytest.exit(f"mqtt-conformance: no case cites {wanted} (MQTT {' or '.join(versions)}); "
                     "see `mqtt-conformance list`", returncode=2)
 
@@ -241,7 +229,7 @@ def _known_deviations(config: pytest.Config, items: list[pytest.Item]) -> set[st
     known = set()
     for item in items:
         spec = _spec(item)
-        version = getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version")
+        version = _version(item)
         if spec is not None and version in spec.statements and _deviation_of(target, item, spec, version):
             known.add(item.nodeid)
     return known
@@ -272,6 +260,12 @@ def _spec(item: pytest.Item) -> CaseSpec | None:
     return getattr(getattr(item, "function", None), "mqtt_case", None)
 
 
+def _version(item: pytest.Item) -> str | None:
+    """The MQTT version a case's run speaks (None: not a case's run, or an empty parameter set)."""
+    version = getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version")
+    return version if version in catalogue.VERSIONS else None
+
+
 # -- fixtures ----------------------------------------------------------------------------------------
 class WorkerState:
     """What one process (xdist worker or plain pytest) knows about the target during the run."""
@@ -296,16 +290,11 @@ class WorkerState:
 
 def _worker_state(config: pytest.Config) -> WorkerState:
     if WORKER not in config.stash:
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None and "mqttc_target" in workerinput:
-            options = _options(config)
-            data = json.loads(workerinput["mqttc_target"])
+        workerinput = getattr(config, "workerinput", {})
+        if "mqttc_target" in workerinput:
             if workerinput.get("mqttc_supervisor"):
                 os.environ[supervisor.ENV] = workerinput["mqttc_supervisor"]
-            profile = load_profile(data["profile"]) if data.get("profile") else load_options_profile(options)
-            if options.response_timeout:
-                profile.limits["response_timeout"] = options.response_timeout
-            target = Target.from_json(data, profile, tls_options(options, profile), credentials(options, profile))
+            target = Target.from_data(workerinput["mqttc_target"])
         else:
             target = _controller_target(config)
         config.stash[WORKER] = WorkerState(target)
@@ -447,10 +436,9 @@ def topic_prefix(case_context: CaseContext) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
     report: pytest.TestReport = yield
-    spec = _spec(item)
-    if spec is None or getattr(getattr(item, "callspec", None), "params", {}).get("mqtt_version") not in VERSIONS:
+    spec, version = _spec(item), _version(item)
+    if spec is None or version is None:
         return report
-    version = item.callspec.params["mqtt_version"]
     judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})
     judged["duration"] += report.duration
     if call.when in ("setup", "call") and (call.excinfo is not None or call.when == "call"):
@@ -463,7 +451,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         if call.excinfo is not None and (judged["judgement"] is None or judged["judgement"].verdict == Verdict.PASS):
             judged["judgement"] = Judgement(Verdict.ERROR, f"teardown: {call.excinfo.value}")
         record = _record(item, spec, version, judged)
-        report.user_properties.append(("mqttc_record", json.dumps(record)))
+        report.user_properties.append(("mqttc_record", json.dumps(record.to_dict())))
     return report
 
 
@@ -516,7 +504,7 @@ def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Ju
     if not state.alive(version):
         state.dead = f"no longer accepts connections after {item.name}"
         return Judgement(Verdict.ERROR, f"broker stopped accepting connections: {judgement.message}")
-    if not broker_answers(state.target, version):  # hung: every later case would only time out
+    if not answers_connect(state.target, version):  # hung: every later case would only time out
         state.dead = f"accepts connections but no longer answers a CONNECT, after {item.name}"
         return Judgement(Verdict.ERROR, f"broker stopped answering (no CONNACK to a fresh CONNECT): {judgement.message}")
     return judgement
@@ -537,7 +525,7 @@ def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judge
                   version: str) -> None:
     """Map the verdict onto pytest's outcome, so that pytest's own exit code and summary agree."""
     verdict, message = judgement.verdict, judgement.message
-    strict = item.config.getoption("mqtt_strict")
+    strict = _options(item.config).mqtt_strict
     ctx: CaseContext | None = item.stash.get(CTX, None)
     ids = ", ".join(spec.statements[version])
     report.user_properties.append((VERDICT_KEY, verdict.value))  # pytest's counts in the suite's verdicts
@@ -567,45 +555,28 @@ def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judge
             report.longrepr = f"{verdict} [{ids}] {message}\n(wire transcript: report.html, results.json; or -v)"
 
 
-def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, Any]) -> dict[str, Any]:
+def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, Any]) -> CaseRecord:
     judgement: Judgement = judged["judgement"] or Judgement(Verdict.ERROR, "case did not run")
     deviation = None
     if judgement.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
         deviation = _deviation(item, spec, version)
     ctx: CaseContext | None = item.stash.get(CTX, None)
-    doc = (getattr(item.function, "__doc__", None) or "").strip()
-    return {
-        "id": item.nodeid,
-        "name": item.originalname if isinstance(item, pytest.Function) else item.name,
-        "module": item.nodeid.split("::")[0],
-        "section": section_of(spec, version),
-        "mqtt_version": version,
-        "statements": list(spec.statements[version]),
-        "level": spec.level,
-        "verdict": judgement.verdict.value,
-        "known_deviation": deviation is not None,
-        "deviation": (
-            {"statement": deviation.statement, "reason": deviation.reason, "evidence": deviation.evidence}
-            if deviation else None
-        ),
-        "duration_s": round(judged["duration"], 4),
-        "started": round(judged["start"], 4),  # epoch seconds: with "worker", a timeline of the run
-        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-        "message": judgement.message,
-        "precondition": judgement.precondition,  # a failed setup step (see setup_steps)
-        "nodes": nodes_used(item),  # cluster cases: the nodes their clients ran on (see cluster)
-        "description": doc,
-        "expectation": spec.expectation or whole_expectation(doc.splitlines()[0] if doc else "", doc),
-        "timer": spec.timer,
-        "transcript": ctx.transcript.to_json() if ctx else [],
-        "pcap": None,
-    }
+    doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+    return CaseRecord(
+        id=item.nodeid, name=item.originalname if isinstance(item, pytest.Function) else item.name,
+        module=item.nodeid.split("::")[0], section=section_of(spec, version), mqtt_version=version,
+        statements=list(spec.statements[version]), level=spec.level, verdict=judgement.verdict.value,
+        **deviation_fields(deviation), duration_s=round(judged["duration"], 4), started=round(judged["start"], 4),
+        worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), message=judgement.message,
+        precondition=judgement.precondition, nodes=nodes_used(item), description=doc,
+        expectation=spec.expectation or whole_expectation(doc.splitlines()[0] if doc else "", doc),
+        timer=spec.timer, transcript=ctx.transcript.to_json() if ctx else [],
+    )
 
 
 # -- results -------------------------------------------------------------------------------------------
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[RECORDS] = []
-    session.config._mqttc_started = time.time()  # type: ignore[attr-defined]
+    session.config.stash[STARTED] = time.time()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -613,7 +584,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for key, value in report.user_properties:
         if key == "mqttc_record":
-            _CURRENT_RECORDS.append(json.loads(value))
+            _CURRENT_RECORDS.append(json.loads(str(value)))
 
 
 _CURRENT_RECORDS: list[dict[str, Any]] = []
@@ -632,47 +603,41 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records += _variant_records(config, state, records)
     _CURRENT_RECORDS.clear()
     target_json: dict[str, Any] = state.target.to_json() if state.target else {"name": "unknown", "urls": {}}
-    if state.target is not None:
-        target_json["name"] = state.target.name
     caps = _final_capabilities(config, state)
-    started = getattr(config, "_mqttc_started", time.time())
-    strict = bool(config.getoption("mqtt_strict"))
-    options = {
-        "mqtt_version": config.getoption("mqtt_version"), "strict": strict,
-        "workers": getattr(config.option, "numprocesses", None) or 0, "baseline": config.getoption("baseline"),
-    }
-    doc = document(target_json, started, time.time() - started, options, records, caps, strict, interrupted)
-    report_dir = Path(config.getoption("report_dir"))
-    baseline_text = _apply_baseline(config, doc)
+    started = config.stash.get(STARTED, time.time())
+    options = _options(config)
+    shown = {"mqtt_version": options.mqtt_version, "strict": options.mqtt_strict,
+             "workers": getattr(config.option, "numprocesses", None) or 0, "baseline": options.baseline}
+    doc = document(target_json, started, time.time() - started, shown, records, caps, options.mqtt_strict, interrupted)
+    report_dir = Path(options.report_dir)
+    baseline_text = _apply_baseline(options.baseline, doc)
     if interrupted:
         doc["exit_code"] = 2  # a baseline must not turn a partial run into a success
-    if not config.getoption("no_reports"):
+    if not options.no_reports:
         _render(doc, report_dir)
     write_results(report_dir / "results.json", doc)
-    config._mqttc_summary = (doc, report_dir, baseline_text)  # type: ignore[attr-defined]
+    config.stash[SUMMARY] = (doc, report_dir, baseline_text)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = doc["exit_code"]
 
 
 def _attribute_crashes(config: pytest.Config, state: RunState, records: list[dict[str, Any]]) -> list[dict]:
     """Charge each crash of the managed broker to the case that caused it (see supervisor.reconcile)."""
-    for rec in records:
-        rec.setdefault("crash", None)
-        rec.setdefault("variant", None)
     target = state.target
-    if target is None or os.environ.get(supervisor.RERUN_ENV):
+    if target is None or state.options.target_file:  # a run of its own (run/isolated.py) re-runs nothing
         return records
     current = supervisor.read_state(_ports(target))
     if not current or not current["crashes"]:
         return records
-    args, env = _rerun_args(config, target)
-    budget = 4 * case_budget(target.profile.limits, True, config.getoption("case_deadline")) + 30
+    args = _isolated_args(config)
+    budget = 4 * case_budget(target.profile.limits, True, _options(config).case_deadline) + 30
 
     def rerun(nodeid: str) -> dict[str, Any] | None:
-        return supervisor.rerun_case(nodeid, args, config.rootpath, budget, env)
+        again = run_alone([nodeid], target, args, config.rootpath, budget)
+        return next((rec for rec in again if rec["id"] == nodeid), None)
 
     def healthy() -> bool:
-        return all(_answers_connack(target, v) for v in target.urls)
+        return all(accepts_connect(target, v) for v in target.urls)
 
     result = supervisor.reconcile(records, current["crashes"], rerun, healthy, _ports(target))
     for rec in result:
@@ -681,73 +646,34 @@ def _attribute_crashes(config: pytest.Config, state: RunState, records: list[dic
     return result
 
 
-def _rerun_args(config: pytest.Config, target: Target) -> tuple[list[str], dict[str, str]]:
-    """The options of this run that a re-run of one case needs: the same target, profile and limits."""
-    args, env = _common_args(config)
-    args.append("--embedded-started")
-    for version, url in target.urls.items():
-        args += ["--broker", f"{version}={url}"]
-    if target.profile.path:
-        args += ["--profile", target.profile.path]
-    for text in config.getoption("capability") or []:
-        args += ["--capability", text]
-    return args, env
-
-
-def _common_args(config: pytest.Config) -> tuple[list[str], dict[str, str]]:
-    """The options of this run that do not name the target: version, credentials, TLS, limits."""
-    get = config.getoption
-    args = ["--rootdir", str(config.rootpath), "--mqtt-version", get("mqtt_version")]
-    for flag, value in (("--username", get("username")), ("--ca-file", get("ca_file")),
-                        ("--cert-file", get("cert_file")), ("--key-file", get("key_file")),
-                        ("--response-timeout", get("response_timeout")), ("--case-deadline", get("case_deadline"))):
-        if value is not None:
-            args += [flag, str(value)]
-    args += [flag for flag, on in (("--insecure", get("insecure")), ("--mqtt-strict", get("mqtt_strict"))) if on]
-    env = {"MQTT_CONFORMANCE_PASSWORD": get("password")} if get("password") else {}
-    return args, env
+def _isolated_args(config: pytest.Config) -> list[str]:
+    """The options of this run that a run of some of its cases on their own needs besides the target."""
+    return ["--rootdir", str(config.rootpath),
+            *_options(config).plugin_args(("mqtt_version", "case_deadline", "mqtt_strict"))]
 
 
 def _variant_records(config: pytest.Config, state: RunState, records: list[dict[str, Any]]) -> list[dict]:
     """The UNSUPPORTED cases re-run against each config variant the profile declares (see variants)."""
     target = state.target
-    if target is None or not target.profile.variants or os.environ.get(supervisor.RERUN_ENV):
+    if target is None or not target.profile.variants or state.options.target_file:
         return []
     from .run import variants
 
     nodeids = variants.candidates(records, target.unsupported_versions)
-    args, env = _common_args(config)
     added: list[dict[str, Any]] = []
     for variant in target.profile.variants if nodeids else []:
         try:
-            added += variants.run_variant(variant, nodeids, args, config.rootpath, target.profile.path,
-                                          tuple(target.urls), env)
+            added += variants.run_variant(variant, nodeids, state.options, target, _isolated_args(config),
+                                          config.rootpath)
         except Exception as exc:  # noqa: BLE001 - a variant that cannot start must not lose the main run
             print(f"mqtt-conformance: variant {variant['name']} not run: {exc}", file=sys.stderr)
     return added
 
 
-def _answers_connack(target: Target, version: str) -> bool:
-    """A CONNECT answered by a CONNACK: the barrier that shows the broker survived a re-run."""
-    limits = target.profile.limits
-    probe = Probe(target.endpoint(version), version, Transcript(), name="health", client_id="",
-                  timing=Timing(response=limits["connect_timeout"], connect=limits["connect_timeout"]),
-                  tls=target.tls, username=target.credentials.username, password=target.credentials.password)
-    try:
-        probe.connect(expect_code=None)
-        return True
-    except Exception:  # noqa: BLE001 - no CONNACK, whatever the way: not healthy
-        return False
-    finally:
-        probe.close()
-
-
 def _mark_deviation(target: Target, rec: dict[str, Any]) -> None:
     """A case graded FAIL for a crash is a known deviation if the profile lists it."""
     name = rec["id"].split("::")[-1]
-    dev = target.profile.deviation_for(rec["statements"], rec["mqtt_version"], name)
-    rec["known_deviation"] = dev is not None
-    rec["deviation"] = {"statement": dev.statement, "reason": dev.reason, "evidence": dev.evidence} if dev else None
+    rec.update(deviation_fields(target.profile.deviation_for(rec["statements"], rec["mqtt_version"], name)))
 
 
 def _final_capabilities(config: pytest.Config, state: RunState) -> dict[str, Any]:
@@ -764,8 +690,7 @@ def _final_capabilities(config: pytest.Config, state: RunState) -> dict[str, Any
     return caps
 
 
-def _apply_baseline(config: pytest.Config, doc: dict[str, Any]) -> str:
-    path = config.getoption("baseline")
+def _apply_baseline(path: str | None, doc: dict[str, Any]) -> str:
     if not path:
         return ""
     from .reports.baseline import compare_to_baseline
@@ -795,12 +720,12 @@ def _render(doc: dict[str, Any], report_dir: Path) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    summary = getattr(config, "_mqttc_summary", None)
+    summary = config.stash.get(SUMMARY, None)
     if summary is None:
         return
     doc, report_dir, _ = summary
     terminalreporter.section("mqtt-conformance")
-    for line in summary_lines(doc, report_dir, bool(config.getoption("no_reports")))[1:]:
+    for line in summary_lines(doc, report_dir, _options(config).no_reports)[1:]:
         terminalreporter.write_line(line)
 
 

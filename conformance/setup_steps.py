@@ -92,11 +92,10 @@ class PreconditionFailed(BrokerViolation):
 
 
 @contextmanager
-def setup(name: str | Step, statement: str | None = None, *, v5: str | None | object = SAME_ID,
-          chapters: tuple[str, ...] = ()) -> Iterator[None]:
+def setup(name: str | Step, statement: str | None = None, *, v5: str | None | object = SAME_ID) -> Iterator[None]:
     """Mark a block as a setup step relying on ``statement`` (3.1.1 ID, or the only one; ``v5=`` gives the
     5.0 ID when it differs). A broker violation inside becomes a failed precondition (see the module)."""
-    marked = name if isinstance(name, Step) else _explicit(name, statement, v5, chapters)
+    marked = name if isinstance(name, Step) else _explicit(name, statement, v5)
     try:
         yield
     except PreconditionFailed as exc:
@@ -106,7 +105,7 @@ def setup(name: str | Step, statement: str | None = None, *, v5: str | None | ob
         raise PreconditionFailed(_text(exc), [marked]) from exc
 
 
-def _explicit(name: str, statement: str | None, v5: str | None | object, chapters: tuple[str, ...]) -> Step:
+def _explicit(name: str, statement: str | None, v5: str | None | object) -> Step:
     """A step from a case: an ID unknown to both catalogues is a typo (ERROR); one unknown to a single
     version is dropped for that version (the same ID may exist in one version only)."""
     ids: dict[str, str | None] = {V3: statement, V5: statement if v5 is SAME_ID else v5}  # type: ignore[dict-item]
@@ -114,7 +113,7 @@ def _explicit(name: str, statement: str | None, v5: str | None | object, chapter
         if not isinstance(sid, str) or all(catalogue.get(sid, v) is None for v in catalogue.VERSIONS):
             raise HarnessError(f"setup step {name!r}: {sid!r} is not an MQTT statement ID")
     known = {v: sid if sid is not None and catalogue.get(sid, v) else None for v, sid in ids.items()}
-    return Step(name, known, chapters)
+    return Step(name, known)
 
 
 def _text(exc: AssertionError) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import require_broker
 
-from conformance.brokers import Mosquitto, RabbitMQCluster
+from conformance.brokers import Mosquitto
+from conformance.brokers.rabbitmq_cluster import RabbitMQCluster
 from conformance.errors import ConfigError
 from conformance.reports.html import render_html
 from conformance.run.cluster import node_pair_matrix, parse_cluster

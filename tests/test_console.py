@@ -1,7 +1,7 @@
 """Terminal output: ``mqtt-conformance run`` prints a progress line and one summary in the suite's own
 verdicts (no xdist start-up lines, no raw target dict, no transcripts, no pytest "N passed"); a plain
 ``pytest cases`` run ends with pytest's counts in the suite's verdicts. Real runs against the embedded
-mosquitto; wall time about 12 s (three small selections, one with two xdist workers).
+mosquitto (three small selections, one with two xdist workers).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import subprocess
@@ -30,7 +29,6 @@ from ..transcript import NOTE
 from ..verdicts import Unsupported
 
 NODES_USED = pytest.StashKey[list]()
-CLI_ENV = "MQTT_CONFORMANCE_CLUSTER"  # the CLI's managed cluster, for the pytest run it starts
 LOCK_TIMEOUT = 120.0  # a node stop waits for the running cluster cases (seconds each) to finish
 CONTROL_TIMEOUT = 60.0
 NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
@@ -55,24 +53,12 @@ def parse_cluster(where: str, table: Any) -> dict[str, str]:
     return dict(nodes)
 
 
-def resolve_nodes(profile_nodes: dict[str, str], broker: object | None,
-                  started_by_cli: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
-    """(node URLs, node control) of the run: a managed cluster's own (also when ``mqtt-conformance run``
-    started it and passed them on, see ``export_nodes``), else the profile's."""
+def resolve_nodes(profile_nodes: dict[str, str], broker: object | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """(node URLs, node control) of the run: a managed cluster's own, else the profile's."""
     node_urls = getattr(broker, "node_urls", None)
     if callable(node_urls):
         return node_urls(), broker.node_control()  # type: ignore[union-attr]
-    if started_by_cli and os.environ.get(CLI_ENV):
-        passed = json.loads(os.environ[CLI_ENV])
-        return dict(passed["nodes"]), dict(passed["node_control"])
     return dict(profile_nodes), {}
-
-
-def export_nodes(target: Any) -> None:
-    """For ``mqtt-conformance run``: hand the nodes of the cluster it started to the pytest run it starts
-    (like the broker's URLs, which go on the command line)."""
-    if target.nodes:
-        os.environ[CLI_ENV] = json.dumps({"nodes": target.nodes, "node_control": target.node_control})
 
 
 def nodes_used(item: pytest.Item) -> list[str] | None:

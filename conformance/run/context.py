@@ -1,53 +1,26 @@
-"""Resolving the target of a run from options and profile, and starting the embedded broker."""
+"""Resolving the target of a run, once: options and profile -> Target, starting the broker the run
+manages when no URL is given, and checking that it is reachable and speaks MQTT (the pre-flight).
+
+The process that resolves the target (``mqtt-conformance run``, or the pytest controller run without it)
+hands it on as data: to the pytest session it starts, in-process (``Handoff``); to xdist workers, in
+their workerinput; to a pytest run of its own (a re-run, a config variant), in a private file
+(run/isolated.py). None of them reads the options or the profile again.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
 from .. import catalogue
 from ..brokers.base import EmbeddedBroker
-from ..codec.version import Version
 from ..errors import ConfigError
 from ..net import BrokerUnreachable, TlsOptions, check_reachable, parse_url
-from ..resources import DATA_ROOT, PROFILES_DIR
 from .cluster import resolve_nodes
+from .options import Options
 from .profile import Identity, Profile, load_profile, parse_capability
 from .supervisor import Supervisor
-from .target import Target, probe_capabilities
-
-PROJECT_ROOT = DATA_ROOT  # the source checkout, or the copy of cases/ and fixtures/ an installed wheel carries
-
-
-@dataclass
-class Options:
-    """The plugin's options, as plain values (they travel to xdist workers)."""
-
-    brokers: list[str] = field(default_factory=list)
-    profile: str | None = None
-    mqtt_version: str = "all"
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure: bool = False
-    embedded: str | None = None
-    response_timeout: float | None = None
-    capabilities: list[str] = field(default_factory=list)  # NAME=VALUE overrides
-    started_by_cli: bool = False  # the CLI started the embedded broker and passes its URLs
-    broker_command: str | None = None  # a user's own broker the harness starts: "CMD ... {port} ..."
-
-    def selected_versions(self) -> tuple[str, ...]:
-        if self.mqtt_version == "all":
-            return catalogue.VERSIONS
-        if self.mqtt_version in ("5", Version.V50):
-            return (Version.V50,)
-        if self.mqtt_version == Version.V311:
-            return (Version.V311,)
-        raise ConfigError(f"--mqtt-version must be 3.1.1, 5.0 or all, not {self.mqtt_version!r}")
+from .target import Target
 
 
 def parse_broker_args(values: list[str]) -> dict[str, str]:
@@ -63,11 +36,13 @@ def parse_broker_args(values: list[str]) -> dict[str, str]:
     return urls
 
 
-def load_options_profile(options: Options) -> Profile:
-    profile = load_profile(options.profile) if options.profile else Profile()
+def load_options_profile(options: Options, path: str | None = None) -> Profile:
+    """The profile at ``path`` (default: the options'), with the options' limit and capability overrides."""
+    path = path or options.profile
+    profile = load_profile(path) if path else Profile()
     if options.response_timeout:
         profile.limits["response_timeout"] = options.response_timeout
-    profile.capabilities.update(dict(parse_capability(text) for text in options.capabilities))
+    profile.capabilities.update(dict(parse_capability(text) for text in options.capability))
     return profile
 
 
@@ -86,86 +61,49 @@ def tls_options(options: Options, profile: Profile) -> TlsOptions:
 
 
 class RunState:
-    """Owned by the controlling pytest process: the target and the broker it may have started."""
+    """Owned by the process that resolves the target: the options it was resolved from, the target, and
+    the broker (and its supervisor) it may have started. ``target`` given: resolved elsewhere already."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, target: Target | None = None) -> None:
         self.options = options
-        self.target: Target | None = None
+        self.profile = target.profile if target is not None else load_options_profile(options)
+        self.target = target
         self.broker: EmbeddedBroker | None = None
         self.supervisor: Supervisor | None = None
-        self.capabilities: dict[str, dict[str, Any]] = {}
-        self.requested_urls: dict[str, str] = {}  # the target's URLs as given, refused versions included
 
     def ensure_target(self) -> Target:
         if self.target is None:
-            self.target = self._resolve()
+            try:
+                self.target = self._resolve()
+            except BaseException:
+                self.stop()
+                raise
         return self.target
 
     def _resolve(self) -> Target:
-        opts = self.options
-        opts.selected_versions()
-        profile = load_options_profile(opts)
-        urls = parse_broker_args(opts.brokers) or ({} if opts.broker_command else dict(profile.urls))
-        embedded = not urls
-        name = profile.name
-        if embedded:
+        opts, profile = self.options, self.profile
+        urls = parse_broker_args(opts.broker) or ({} if opts.broker_command else dict(profile.urls))
+        if not urls:
             self.broker = start_managed(opts, profile)
             self.supervisor = Supervisor(self.broker).start()  # restarts it after a crash
-            if not opts.profile:
-                path = PROFILES_DIR / f"{self.broker.name}.toml"
-                if path.exists():
-                    profile = load_options_profile(Options(profile=str(path), response_timeout=opts.response_timeout,
-                                                           capabilities=opts.capabilities))
-            for name, value in self.broker.extra_capabilities().items():
-                profile.capabilities.setdefault(name, value)
+            profile = self._managed_profile(profile)
             urls = {v: self.broker.url(v) for v in self.broker.versions}
-            name = profile.name or self.broker.name
-            creds = getattr(self.broker, "credentials", None)
-            if creds and not profile.credentials.username:
-                profile.credentials = Identity(*creds)
-        embedded = embedded or opts.started_by_cli
-        target = Target(name or next(iter(urls.values())), urls, profile, embedded, tls_options(opts, profile),
-                        credentials(opts, profile))
-        target.nodes, target.node_control = resolve_nodes(profile.cluster_nodes, self.broker, opts.started_by_cli)
-        for version in opts.selected_versions():
-            if version in target.urls:
-                try:
-                    check_reachable(target.endpoint(version), 3.0, target.tls)
-                except BrokerUnreachable as exc:
-                    self.stop()
-                    raise BrokerUnreachable(f"broker unreachable: {exc}") from None
-        self.requested_urls = dict(target.urls)  # before the pre-flight drops refused versions
-        self._preflight(target)
+        target = build_target(opts, profile, urls, self.broker)
+        check_target(target, opts.selected_versions())
         return target
 
-    def _preflight(self, target: Target) -> None:
-        """One bounded CONNECT per selected version (see preflight): drop the versions the broker
-        refuses, stop the run (exit 2) on refused credentials, a non-MQTT answer or silence."""
-        from .preflight import run_preflight
-
-        selected = {v: target.endpoint(v) for v in self.options.selected_versions() if v in target.urls}
-        creds = target.credentials
-        try:
-            dropped = run_preflight(selected, target.tls, creds.username, creds.password)
-        except (ConfigError, BrokerUnreachable):
-            self.stop()
-            raise
-        for version, reason in dropped.items():
-            del target.urls[version]
-            target.unsupported_versions[version] = reason
-            announce(f"mqtt-conformance: MQTT {version} cases are UNSUPPORTED: {reason}")
-        for version in self.options.selected_versions():
-            if version not in target.urls and version not in target.unsupported_versions:
-                offered = ", ".join(target.versions) or "none"
-                target.unsupported_versions[version] = f"no URL for it (the target offers MQTT {offered})"
-        label = "the broker" if "://" in target.name else target.name
-        announce(f"mqtt-conformance: testing {label} at " + ", ".join(
-            f"MQTT {v} {e.host}:{e.port} ({e.scheme})" for v, e in selected.items() if v in target.urls))
-
-    def caps(self, version: str) -> dict[str, Any]:
-        if version not in self.capabilities:
-            self.capabilities[version] = probe_capabilities(self.ensure_target(), version)
-        return self.capabilities[version]
+    def _managed_profile(self, profile: Profile) -> Profile:
+        """The profile of the broker this run started: the broker's own when the options name none, with
+        what the broker adds (capabilities of its setup, the credentials it requires)."""
+        broker = self.broker
+        assert broker is not None
+        if not self.options.profile and broker.profile_path().exists():
+            profile = load_options_profile(self.options, str(broker.profile_path()))
+        for name, value in broker.extra_capabilities().items():
+            profile.capabilities.setdefault(name, value)
+        if broker.credentials and not profile.credentials.username:
+            profile.credentials = Identity(*broker.credentials)
+        return profile
 
     def stop(self) -> None:
         if self.supervisor is not None:
@@ -176,13 +114,53 @@ class RunState:
             self.broker = None
 
 
-_ANNOUNCED: set[str] = set()
+class Handoff:
+    """Given to ``pytest.main`` by ``mqtt-conformance run``: the run state it resolved (and owns), which the
+    plugin uses instead of resolving the target again."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
 
 
-def announce(line: str) -> None:
-    """One line on stderr, once per process (the CLI and the plugin it runs both resolve the target)."""
-    if line not in _ANNOUNCED:
-        _ANNOUNCED.add(line)
+def build_target(options: Options, profile: Profile, urls: dict[str, str], broker: EmbeddedBroker | None,
+                 embedded: bool = False) -> Target:
+    """The target at ``urls`` (of ``broker``, when this run started it: ``embedded`` then too)."""
+    name = profile.name or (broker.name if broker is not None else "") or next(iter(urls.values()))
+    target = Target(name, urls, profile, embedded or broker is not None, tls_options(options, profile),
+                    credentials(options, profile))
+    target.nodes, target.node_control = resolve_nodes(profile.cluster_nodes, broker)
+    return target
+
+
+def check_target(target: Target, versions: tuple[str, ...], quiet: bool = False) -> None:
+    """Every selected version reachable (BrokerUnreachable), then the pre-flight (see preflight): the versions
+    the broker refuses are dropped (their cases UNSUPPORTED); refused credentials, a non-MQTT answer or
+    silence stop the run (PreflightError, exit 2). Says on stderr what the run talks to, unless ``quiet``."""
+    from .preflight import run_preflight
+
+    for version in versions:
+        if version in target.urls:
+            try:
+                check_reachable(target.endpoint(version), 3.0, target.tls)
+            except BrokerUnreachable as exc:
+                raise BrokerUnreachable(f"broker unreachable: {exc}") from None
+    selected = {v: target.endpoint(v) for v in versions if v in target.urls}
+    creds = target.credentials
+    for version, reason in run_preflight(selected, target.tls, creds.username, creds.password).items():
+        del target.urls[version]
+        target.unsupported_versions[version] = reason
+        _say(f"mqtt-conformance: MQTT {version} cases are UNSUPPORTED: {reason}", quiet)
+    for version in versions:
+        if version not in target.urls and version not in target.unsupported_versions:
+            offered = ", ".join(target.versions) or "none"
+            target.unsupported_versions[version] = f"no URL for it (the target offers MQTT {offered})"
+    label = "the broker" if "://" in target.name else target.name
+    _say(f"mqtt-conformance: testing {label} at " + ", ".join(
+        f"MQTT {v} {e.host}:{e.port} ({e.scheme})" for v, e in selected.items() if v in target.urls), quiet)
+
+
+def _say(line: str, quiet: bool) -> None:
+    if not quiet:
         print(line, file=sys.stderr, flush=True)
 
 

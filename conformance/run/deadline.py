@@ -151,12 +151,12 @@ class CaseDeadlines:
             budget = self.budget_of(item)
             if budget is not None:
                 dog = item.stash[WATCHDOG] = Watchdog(budget)
-        armed = dog is not None and dog.arm(phase)
+        armed = dog if dog is not None and dog.arm(phase) else None
         try:
             yield
         finally:
-            if armed:
-                dog.disarm()
+            if armed is not None:
+                armed.disarm()
             if phase == "teardown":
                 for probe in self.probes_of(item):
                     probe.close()  # idempotent; after a deadline, teardown may not have reached it
@@ -184,23 +184,3 @@ def override(item: pytest.Item, judgement: Judgement) -> Judgement:
         return judgement
     return dataclasses.replace(judgement, verdict=dog.fired.verdict, message=dog.fired.message)
 
-
-def broker_answers(target: Any, version: str) -> bool:
-    """Whether the broker still answers a CONNECT (a CONNACK of any code, or a close, within the connect
-    timeout): a broker that accepts TCP connections but answers nothing has hung, and every later case
-    would only time out against it. Off the record: no case transcript."""
-    from ..probe import Probe, Timing
-    from ..transcript import Transcript
-
-    limits = target.profile.limits
-    wait = max(limits["connect_timeout"], 2 * limits["response_timeout"])
-    probe = Probe(target.endpoint(version), version, Transcript(), name="liveness", client_id="",
-                  timing=Timing(response=wait, connect=wait), tls=target.tls,
-                  username=target.credentials.username, password=target.credentials.password)
-    try:
-        probe.send(probe.connect_packet(keep_alive=0))
-        return probe.arrives(wait) or probe.closed is not None
-    except Exception:  # noqa: BLE001 - cannot even connect: that is the "gone" check's verdict, not a hang
-        return True
-    finally:
-        probe.close()

@@ -18,7 +18,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from ..codec import Connect, Pingreq, Pingresp, Properties, Publish
-from ..codec.wire import V50
+from ..codec.version import Version
 from ..probe import Probe, Timing
 from ..transcript import OUT, Transcript
 
@@ -37,7 +37,7 @@ class Leftovers:
 
 
 def _outlives_connection(connect: Connect, level: int) -> bool:
-    if level < V50:
+    if level < Version.V50.level:
         return not connect.clean_start
     return bool(connect.properties.get("session_expiry_interval"))
 

@@ -91,12 +91,12 @@ def _connack_head(data: bytes) -> tuple[int, int] | None:
 
 
 def exchange(endpoint: Endpoint, version: str, tls: TlsOptions, username: str | None,
-             password: str | None, timeout: float = PREFLIGHT_TIMEOUT) -> Answer:
+             password: str | None) -> Answer:
     """One CONNECT and its answer; DISCONNECT when accepted."""
-    transport = open_transport(endpoint, timeout, tls)
+    transport = open_transport(endpoint, PREFLIGHT_TIMEOUT, tls)
     try:
         transport.send(connect_packet(version, f"mqttc-pre-{uuid.uuid4().hex[:10]}", username, password))
-        answer = read_answer(transport, timeout)
+        answer = read_answer(transport, PREFLIGHT_TIMEOUT)
         if answer.kind == "silent" and not answer.data:
             answer = _nudge(transport, answer)
         if answer.kind == "connack" and answer.code == 0:
@@ -127,16 +127,16 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
                              f"{_show(answer.data)}; is this an MQTT listener? check the --broker URL")
     if answer.kind == "closed":
         return "closed"  # decided by the caller: depends on whether another version works
-    code = answer.code or 0
-    if version == Version.V50 and answer.remaining_length == 2:
+    code, v5 = answer.code or 0, Version.parse(version).v5
+    if v5 and answer.remaining_length == 2:
         return (f"the broker answers an MQTT 5.0 CONNECT with an MQTT 3.1.1 CONNACK "
-                f"(return code {code} {_code_name('3.1.1', code)})") + ": it does not speak 5.0"
+                f"(return code {code} {_code_name(Version.V311, code)})") + ": it does not speak 5.0"
     if code == 0:
         return None
     name = _code_name(version, code)
-    if code in ((0x84,) if version == Version.V50 else (1,)):
+    if code in ((0x84,) if v5 else (1,)):
         return f"the broker refuses MQTT {version} CONNECT with {name} (0x{code:02X})"
-    if code in ((0x86, 0x87, 0x8C) if version == Version.V50 else (4, 5)):
+    if code in ((0x86, 0x87, 0x8C) if v5 else (4, 5)):
         who = f"user {username!r}" if username else "anonymous clients (no user name given)"
         raise PreflightError(f"{where} refused the credentials of {who} (MQTT {version} CONNACK 0x{code:02X} "
                              f"{name}): {CREDENTIAL_FIX}")
@@ -146,9 +146,10 @@ def judge(version: str, answer: Answer, where: str, username: str | None) -> str
 
 def _code_name(version: str, code: int) -> str:
     """The name of a CONNACK code of ``version`` ("undefined" for one a CONNACK cannot carry)."""
-    if version == Version.V50 and code not in ALLOWED_50["CONNACK"]:
+    level = Version.parse(version).level
+    if level == Version.V50.level and code not in ALLOWED_50["CONNACK"]:
         return "undefined"
-    return reason_name(code, "CONNACK", 5 if version == Version.V50 else 4)
+    return reason_name(code, "CONNACK", level)
 
 
 def _show(data: bytes, limit: int = 40) -> str:

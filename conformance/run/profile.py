@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,20 @@ class Profile:
         return next((d for d in self.deviations for s in statements if d.applies(s, version, case_name, scheme)),
                     None)
 
+    def to_data(self) -> dict[str, Any]:
+        """The loaded profile as plain values (its identities' passwords included: see Target.to_data)."""
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Profile:
+        """The profile ``to_data`` gave (already checked: nothing is read or checked again)."""
+        return cls(**{
+            **data, "versions": tuple(data["versions"]), "credentials": Identity(**data["credentials"]),
+            "identities": {name: Identity(**identity) for name, identity in data["identities"].items()},
+            "tls": TlsOptions(**data["tls"]),
+            "deviations": [Deviation(**{**dev, "transports": tuple(dev["transports"])}) for dev in data["deviations"]],
+        })
+
 
 def _identity(where: str, table: Any) -> Identity:
     if not isinstance(table, dict):
@@ -152,19 +166,7 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_KEYS))}")
     check_types(where, data)
     profile = Profile(name=str(data.get("name", "")), path=where if where != "profile" else None)
-    versions = data.get("versions", [Version.V311, Version.V50])
-    bad = [v for v in versions if v not in catalogue.VERSIONS]
-    if bad or not versions:
-        raise ConfigError(f"{where}: versions must be a list of 3.1.1 and/or 5.0, got {versions!r}")
-    profile.versions = tuple(versions)
-    if "broker" in data:
-        parse_url(data["broker"])
-        profile.urls = {v: data["broker"] for v in profile.versions}
-    for version, url in data.get("brokers", {}).items():
-        if version not in catalogue.VERSIONS:
-            raise ConfigError(f"{where}: [brokers] key {version!r} is not an MQTT version")
-        parse_url(url)
-        profile.urls[version] = url
+    profile.versions, profile.urls = _where_it_is(where, data)
     profile.embedded = data.get("embedded")
     profile.managed = _managed(where, data.get("managed", {}))
     profile.variants = [_variant(f"{where}: variants[{i}]", v) for i, v in enumerate(data.get("variants", []))]
@@ -175,35 +177,59 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> Profile:
     if "tls" in data:
         tls = data["tls"]
         profile.tls = TlsOptions(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file"), bool(tls.get("insecure")))
-    caps = data.get("capabilities", {})
-    unknown = set(caps) - set(CAPABILITIES)
-    if unknown:
-        raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(unknown))}; known: {', '.join(CAPABILITIES)}")
-    profile.capabilities = {name: check_capability(f"{where}: [capabilities] {name}", name, value)
-                            for name, value in caps.items()}
+    profile.capabilities = _capabilities(where, "[capabilities] ", data.get("capabilities", {}))
     limits = data.get("limits", {})
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise ConfigError(f"{where}: unknown limits {', '.join(sorted(unknown))}; known: {', '.join(LIMITS)}")
     profile.limits.update({k: check_limit(f"{where}: [limits] {k}", k, v) for k, v in limits.items()})
-    for i, dev in enumerate(data.get("deviations", [])):
-        missing = {"statement", "reason"} - set(dev)
-        if missing:
-            raise ConfigError(f"{where}: deviations[{i}] lacks {', '.join(sorted(missing))}")
-        version = dev.get("version")
-        known = [v for v in ([version] if version else catalogue.VERSIONS) if dev["statement"] in catalogue.load(v)]
-        if not known:
-            raise ConfigError(f"{where}: deviations[{i}] cites unknown statement {dev['statement']} for MQTT {version or 'any'}")
-        check_deviation(f"{where}: deviations[{i}]", dev, Path(where).parent)
-        transports = dev.get("transport", ())
-        profile.deviations.append(Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""),
-                                            dev.get("case", ""),
-                                            (transports,) if isinstance(transports, str) else tuple(transports)))
+    profile.deviations = [_deviation(f"{where}: deviations[{i}]", dev, Path(where).parent)
+                          for i, dev in enumerate(data.get("deviations", []))]
     if "cluster" in data:
         from .cluster import parse_cluster
 
         profile.cluster_nodes = parse_cluster(where, data["cluster"])
     return profile
+
+
+def _where_it_is(where: str, data: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(versions, URL per version) of ``versions``, ``broker`` and ``[brokers]``."""
+    versions = data.get("versions", [Version.V311, Version.V50])
+    bad = [v for v in versions if v not in catalogue.VERSIONS]
+    if bad or not versions:
+        raise ConfigError(f"{where}: versions must be a list of 3.1.1 and/or 5.0, got {versions!r}")
+    urls: dict[str, str] = {}
+    if "broker" in data:
+        parse_url(data["broker"])
+        urls = {v: data["broker"] for v in versions}
+    for version, url in data.get("brokers", {}).items():
+        if version not in catalogue.VERSIONS:
+            raise ConfigError(f"{where}: [brokers] key {version!r} is not an MQTT version")
+        parse_url(url)
+        urls[version] = url
+    return tuple(versions), urls
+
+
+def _deviation(where: str, dev: dict[str, Any], profile_dir: Path) -> Deviation:
+    missing = {"statement", "reason"} - set(dev)
+    if missing:
+        raise ConfigError(f"{where} lacks {', '.join(sorted(missing))}")
+    version = dev.get("version")
+    known = [v for v in ([version] if version else catalogue.VERSIONS) if dev["statement"] in catalogue.load(v)]
+    if not known:
+        raise ConfigError(f"{where} cites unknown statement {dev['statement']} for MQTT {version or 'any'}")
+    check_deviation(where, dev, profile_dir)
+    transports = dev.get("transport", ())
+    return Deviation(dev["statement"], version, dev["reason"], dev.get("evidence", ""), dev.get("case", ""),
+                     (transports,) if isinstance(transports, str) else tuple(transports))
+
+
+def _capabilities(where: str, table: str, caps: dict[str, Any]) -> dict[str, Any]:
+    """Capability values of a profile's [capabilities] or a variant's ``capabilities``, checked."""
+    unknown = set(caps) - set(CAPABILITIES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(unknown))}; known: {', '.join(CAPABILITIES)}")
+    return {name: check_capability(f"{where}: {table}{name}", name, value) for name, value in caps.items()}
 
 
 def _managed(where: str, table: Any) -> dict[str, Any]:
@@ -226,11 +252,7 @@ def _variant(where: str, table: Any) -> dict[str, Any]:
     unknown = set(table) - {"name", "embedded", "command", "profile", "capabilities"}
     if unknown or ("embedded" in table) == ("command" in table):
         raise ConfigError(f"{where} takes name, embedded or command (one of them), profile, capabilities")
-    caps = table.get("capabilities", {})
-    bad = set(caps) - set(CAPABILITIES)
-    if bad:
-        raise ConfigError(f"{where}: unknown capabilities {', '.join(sorted(bad))}")
-    return {**table, "capabilities": {k: check_capability(f"{where}: {k}", k, v) for k, v in caps.items()}}
+    return {**table, "capabilities": _capabilities(where, "", table.get("capabilities", {}))}
 
 
 def parse_capability(text: str) -> tuple[str, Any]:

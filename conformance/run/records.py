@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,12 @@ from ..verdicts import (
     Unsupported,
     Verdict,
 )
+from .profile import Deviation
 
 SCHEMA = 1
+# the run's results.json document, the report folder and the baseline comparison's text, for the end-of-run
+# summary on the terminal (plugin, console)
+SUMMARY = pytest.StashKey[tuple[dict[str, Any], Path, str]]()
 
 
 @dataclass
@@ -75,12 +78,52 @@ def _assertion_text(excinfo: pytest.ExceptionInfo) -> str:
     return f"assertion failed at {Path(str(entry.path)).name}:{entry.lineno + 1}"
 
 
-def broker_alive(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+RUN_ONLY = {"run_only": True}  # a record of a pytest run has this key; the fuzzer's records have not
+
+
+@dataclass(kw_only=True)
+class CaseRecord:
+    """One case of results.json (docs/results-schema.md), its keys in the order of the file."""
+
+    id: str
+    name: str
+    module: str
+    section: str
+    mqtt_version: str
+    statements: list[str]
+    level: str
+    verdict: str
+    known_deviation: bool = False
+    deviation: dict[str, str] | None = None
+    duration_s: float
+    started: float = field(default=0.0, metadata=RUN_ONLY)  # epoch seconds: with "worker", a timeline
+    worker: str = field(default="main", metadata=RUN_ONLY)
+    message: str = ""
+    precondition: dict[str, Any] | None = field(default=None, metadata=RUN_ONLY)  # a failed setup step
+    nodes: list[str] | None = field(default=None, metadata=RUN_ONLY)  # cluster cases: the nodes used
+    description: str = ""
+    expectation: str = ""
+    timer: bool = False
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    pcap: str | None = None
+    crash: dict[str, Any] | None = field(default=None, metadata=RUN_ONLY)  # see supervisor.reconcile
+    variant: str | None = field(default=None, metadata=RUN_ONLY)  # see variants
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of other producers, last (the fuzzer's rule)
+
+    def to_dict(self, run: bool = True) -> dict[str, Any]:
+        """The results.json entry; ``run`` False: a record no pytest run made (a fuzz finding), without the
+        keys only a run has (started, worker, precondition, nodes, crash, variant)."""
+        entry = {f.name: getattr(self, f.name) for f in fields(self)
+                 if f.name != "extra" and (run or not f.metadata.get("run_only"))}
+        return {**entry, **self.extra}
+
+
+def deviation_fields(deviation: Deviation | None) -> dict[str, Any]:
+    """A record's ``known_deviation`` and ``deviation``, for the profile's deviation a case matched (or None)."""
+    entry = None
+    if deviation is not None:
+        entry = {"statement": deviation.statement, "reason": deviation.reason, "evidence": deviation.evidence}
+    return {"known_deviation": deviation is not None, "deviation": entry}
 
 
 def section_of(spec: CaseSpec, version: str) -> str:

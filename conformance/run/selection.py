@@ -1,5 +1,5 @@
 """Selecting cases by the statements they cite or by spec section (as h2spec does): ``run MQTT-3.1.2-24``,
-``run 3.8``, ``list --statement ...``, ``pytest cases --statement ... --section ...``.
+``run 3.8``, ``list --statement ...``, ``pytest cases --mqtt-statement ... --mqtt-section ...``.
 
 A case run (one version) is selected when it cites a selected statement for that version, or when one of
 the statements it cites for that version lies in a selected section (``3.8`` takes 3.8, 3.8.1, 3.8.3.1...).
@@ -73,8 +73,3 @@ def split_arguments(args: list[str]) -> tuple[list[str], list[str], list[str]]:
     rest = [a for a in args if not looks_like_statement(a) and not looks_like_section(a)]
     return statements, sections, rest
 
-
-def selection_flags(statements: list[str], sections: list[str]) -> list[str]:
-    """The plugin options for a selection."""
-    return [*(x for s in statements for x in ("--mqtt-statement", s)),
-            *(x for s in sections for x in ("--mqtt-section", s))]

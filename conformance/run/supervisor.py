@@ -11,11 +11,8 @@ again is FAIL with the crash as evidence, the others get their re-run verdict.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +23,6 @@ from typing import Any
 from ..brokers.base import EmbeddedBroker
 
 ENV = "MQTT_CONFORMANCE_SUPERVISOR"  # path of the state file of the broker this run manages
-RERUN_ENV = "MQTT_CONFORMANCE_RERUN"  # set in a re-run subprocess: it must not re-run in turn
 POLL = 0.02  # seconds between two looks at the broker process
 MAX_RESTARTS = 20  # a broker that crashes more often than this is left dead (the rest turns ERROR)
 LOG_LINES = 30
@@ -40,9 +36,9 @@ REJUDGED = "; re-judged at the end of the run: "  # joins a worker's crash note 
 class Supervisor:
     """Watches one managed broker and restarts it after each crash (bounded attempts)."""
 
-    def __init__(self, broker: EmbeddedBroker, path: Path | None = None) -> None:
+    def __init__(self, broker: EmbeddedBroker) -> None:
         self.broker = broker
-        self.path = path or Path(tempfile.mkstemp(prefix="mqttc-supervisor-", suffix=".json")[1])
+        self.path = Path(tempfile.mkstemp(prefix="mqttc-supervisor-", suffix=".json")[1])
         self.state: dict[str, Any] = {"up": True, "gave_up": False, "ports": sorted(set(broker.ports.values())),
                                       "crashes": []}
         self._stop = threading.Event()
@@ -263,20 +259,3 @@ def _unresolved(rec: dict[str, Any], crash: dict[str, Any], ids: list[str]) -> d
                       "spent, or the re-run produced no result)")
     return rec
 
-
-# -- re-running one case in a subprocess -------------------------------------------------------------------
-def rerun_case(nodeid: str, args: list[str], cwd: Path, timeout: float,
-               env: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """Run one case alone (no xdist workers) with the run's target options; its record, or None."""
-    with tempfile.TemporaryDirectory(prefix="mqttc-rerun-") as out:
-        cmd = [sys.executable, "-m", "pytest", nodeid, "-n", "0", "-p", "no:cacheprovider", "-q",
-               "--no-reports", "--report-dir", out, *args]
-        env = dict(os.environ, **(env or {}), **{RERUN_ENV: "1"})
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
-        try:
-            doc = json.loads((Path(out) / "results.json").read_text())
-        except (OSError, ValueError):
-            return None
-    return next((rec for rec in doc.get("cases", []) if rec["id"] == nodeid), None)

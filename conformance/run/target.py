@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..codec import Connack, Connect, Disconnect
 from ..codec.decode import Parser
 from ..codec.encode import encode
 from ..codec.version import Version
+from ..errors import ConfigError
 from ..net import Endpoint, TlsOptions, open_transport, parse_url
 from .profile import CAPABILITIES, Identity, Profile
 
@@ -37,17 +41,43 @@ class Target:
         return tuple(v for v in (Version.V311, Version.V50) if v in self.urls)
 
     def to_json(self) -> dict[str, Any]:
+        """The target as results.json shows it (no secret)."""
         return {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.path,
                 "capability_overrides": self.profile.capabilities,
                 "unsupported_versions": self.unsupported_versions,
                 "nodes": self.nodes, "node_control": self.node_control}
 
+    def to_data(self) -> dict[str, Any]:
+        """Everything resolved, as builtin values (execnet carries nothing else), credentials included: for
+        the processes of this run only (xdist workers, a private file), never for a report or a log."""
+        data = {"name": self.name, "urls": self.urls, "embedded": self.embedded, "profile": self.profile.to_data(),
+                "tls": asdict(self.tls), "credentials": asdict(self.credentials),
+                "unsupported_versions": self.unsupported_versions, "nodes": self.nodes,
+                "node_control": self.node_control}
+        return json.loads(json.dumps(data))  # plain str for the Version keys and values, lists for tuples
+
     @classmethod
-    def from_json(cls, data: dict[str, Any], profile: Profile, tls: TlsOptions, credentials: Identity) -> Target:
-        profile.capabilities.update(data.get("capability_overrides", {}))
-        return cls(data["name"], data["urls"], profile, data["embedded"], tls, credentials,
-                   dict(data.get("unsupported_versions", {})),
-                   nodes=dict(data.get("nodes", {})), node_control=dict(data.get("node_control", {})))
+    def from_data(cls, data: dict[str, Any]) -> Target:
+        """The target ``to_data`` gave: resolved once, nothing is loaded or checked again."""
+        return cls(data["name"], dict(data["urls"]), Profile.from_data(data["profile"]), data["embedded"],
+                   TlsOptions(**data["tls"]), Identity(**data["credentials"]), dict(data["unsupported_versions"]),
+                   dict(data["nodes"]), dict(data["node_control"]))
+
+
+def write_target(target: Target, folder: Path) -> Path:
+    """``target`` in a file only this user can read, in ``folder`` (a private temporary directory)."""
+    path = folder / "target.json"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+        json.dump(target.to_data(), handle)
+    return path
+
+
+def read_target(path: str) -> Target:
+    """The target ``write_target`` handed on."""
+    try:
+        return Target.from_data(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--mqtt-target-file {path}: not a target the harness wrote ({exc})") from None
 
 
 _CONNACK_CAPS = {

@@ -16,17 +16,15 @@ set and ``id`` suffixed ``@<variant>`` (so that every id stays unique).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import subprocess
-import sys
-import tempfile
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from ..brokers.base import EmbeddedBroker
-from .supervisor import RERUN_ENV
+from .context import build_target, check_target, load_options_profile, start_embedded
+from .isolated import run_alone
+from .options import Options
+from .target import Target
 
 RUN_TIMEOUT = 600.0  # one variant's re-run of every UNSUPPORTED case
 
@@ -41,8 +39,6 @@ def start_variant(variant: dict[str, Any], versions: tuple[str, ...]) -> Embedde
         from ..brokers.command import CommandBroker
 
         return CommandBroker(variant["command"], 10.0, versions).start()
-    from .context import start_embedded
-
     return start_embedded(variant["embedded"])
 
 
@@ -53,31 +49,27 @@ def variant_profile(variant: dict[str, Any], main_profile: str | None) -> str | 
     return str(base / variant["profile"])
 
 
-def run_variant(variant: dict[str, Any], nodeids: list[str], args: list[str], cwd: Path,
-                main_profile: str | None, versions: tuple[str, ...],
-                env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Run ``nodeids`` against one variant; the records it judged, marked with the variant."""
-    broker = start_variant(variant, versions)
+def variant_target(variant: dict[str, Any], broker: EmbeddedBroker, options: Options, main_profile: str | None) -> Target:
+    """The variant's broker as a target: its profile (or the main one) with the variant's capabilities, the
+    run's identity and TLS options; checked like any target (reachable, pre-flight), quietly."""
+    options = dataclasses.replace(options, broker=[], profile=None, capability=[], embedded=None, broker_command=None)
+    profile = load_options_profile(options, variant_profile(variant, main_profile))
+    profile.capabilities.update(variant.get("capabilities", {}))
+    target = build_target(options, profile, {v: broker.url(v) for v in broker.versions}, None, embedded=True)
+    check_target(target, options.selected_versions(), quiet=True)
+    return target
+
+
+def run_variant(variant: dict[str, Any], nodeids: list[str], options: Options, main: Target, args: list[str],
+                cwd: Path) -> list[dict[str, Any]]:
+    """Run ``nodeids`` against one variant of the ``main`` target's broker; the records it judged, marked
+    with the variant."""
+    broker = start_variant(variant, tuple(main.urls))
     try:
-        with tempfile.TemporaryDirectory(prefix="mqttc-variant-") as out:
-            cmd = [sys.executable, "-m", "pytest", *nodeids, "-n", "0", "-p", "no:cacheprovider", "-q",
-                   "--no-reports", "--report-dir", out, "--embedded-started", *args]
-            for version in broker.versions:
-                cmd += ["--broker", f"{version}={broker.url(version)}"]
-            profile = variant_profile(variant, main_profile)
-            if profile:
-                cmd += ["--profile", profile]
-            for name, value in variant.get("capabilities", {}).items():
-                cmd += ["--capability", f"{name}={json.dumps(value)}"]
-            env = dict(os.environ, **(env or {}), **{RERUN_ENV: "1"})
-            # cut at RUN_TIMEOUT: pytest then wrote no results.json, and nothing of this variant joins
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                subprocess.run(cmd, cwd=cwd, env=env, timeout=RUN_TIMEOUT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, check=False)
-            results = Path(out) / "results.json"
-            doc = json.loads(results.read_text()) if results.is_file() else {"cases": []}
+        target = variant_target(variant, broker, options, main.profile.path)
+        records = run_alone(nodeids, target, args, cwd, RUN_TIMEOUT)  # cut at RUN_TIMEOUT: nothing joins
     finally:
         broker.stop()
     name = variant["name"]
     return [{**rec, "id": f"{rec['id']}@{name}", "variant": name, "crash": rec.get("crash")}
-            for rec in doc["cases"] if rec["verdict"] != "UNSUPPORTED"]
+            for rec in records if rec["verdict"] != "UNSUPPORTED"]
