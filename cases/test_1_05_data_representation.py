@@ -6,7 +6,7 @@ import pytest
 from conformance import Publish, Subscribe, Subscription, Unsubscribe, Will, case, craft, raw_string
 from conformance.codec import Pingreq, Properties, encode, encode_varint
 from conformance.codec.utf8 import ILL_FORMED_UTF8, SURROGATES
-from conformance.steps.common import received_before_sentinel, subscriber
+from conformance.steps.common import delivered, subscriber
 from conformance.steps.malformed import (
     BOM,
     MALFORMED,
@@ -181,7 +181,7 @@ def test_bom_in_a_topic_is_kept_not_stripped(make_probe, topic_prefix, where):
     pub = make_probe().connect()
     pub.publish(stripped, b"without", qos=1)
     pub.publish(topic, b"with", qos=1)
-    got = [(p.topic, p.payload) for p in received_before_sentinel(pub, sub, sentinel) if isinstance(p, Publish)]
+    got = [(p.topic, p.payload) for p in delivered(pub, sub, sentinel)]
     assert got == [(topic, b"with")], (
         f"subscribed to {topic!r} (U+FEFF kept); expected only the publication to that topic, got {got}"
     )

@@ -22,7 +22,8 @@ from conformance import (
     case,
     encode,
 )
-from conformance.steps.v5 import assert_within, delivered_before_marker, judge_refusal, refusal, sized_publish
+from conformance.steps.common import delivered
+from conformance.steps.v5 import assert_within, judge_refusal, refusal, sized_publish
 
 LIMIT = 256  # the client's Maximum Packet Size: room for CONNACK, acks and small PUBLISHes
 
@@ -58,9 +59,9 @@ def test_server_drops_publish_far_above_the_client_maximum(make_probe, topic_pre
         pub.send(packet)
         if packet.qos:
             pub.expect(Puback, packet_id=packet.packet_id, reason_code={0x00, 0x10})
-    got = delivered_before_marker(pub, sub, sentinel)
+    got = delivered(pub, sub, sentinel)
     assert_within(sub, LIMIT)
-    payloads = [p.payload for p in got if isinstance(p, Publish)]
+    payloads = [p.payload for p in got]
     assert small.payload in payloads, "the PUBLISH that fits was not delivered after the oversized ones"
     sub.ping()
 
@@ -82,14 +83,14 @@ def test_server_drops_publish_above_the_client_maximum(make_probe, topic_prefix)
         pub.send(packet)
         if packet.qos:
             pub.expect(Puback, packet_id=packet.packet_id, reason_code={0x00, 0x10})
-    got = delivered_before_marker(pub, sub, sentinel)
+    got = delivered(pub, sub, sentinel)
     assert_within(sub, LIMIT)
-    payloads = [p.payload for p in got if isinstance(p, Publish)]
+    payloads = [p.payload for p in got]
     assert small.payload in payloads, (
         f"a PUBLISH well under the limit was not delivered; received {[p[:12] for p in payloads]}"
     )
     assert over.payload not in payloads and huge.payload not in payloads  # assert_within already proved it
-    forwarded_small = next(p for p in got if isinstance(p, Publish) and p.payload == small.payload)
+    forwarded_small = next(p for p in got if p.payload == small.payload)
     unchanged = len(encode(forwarded_small, "5.0")) == len(encode(small, "5.0"))
     if unchanged:
         assert exact.payload in payloads, (
@@ -128,11 +129,11 @@ def test_dropped_publish_is_not_sent_again_after_reconnect(make_probe, client_id
     big = sized_publish(topic, 2 * LIMIT, qos=1, packet_id=1, fill=b"o")
     pub.send(big)
     pub.expect(Puback, packet_id=1, reason_code={0x00, 0x10})
-    delivered_before_marker(pub, sub, sentinel)
+    delivered(pub, sub, sentinel)
     assert_within(sub, LIMIT)
     sub.disconnect()
     resumed = make_probe(client_id).connect(clean_start=False, session_expiry=0)
-    again = [p for p in delivered_before_marker(pub, resumed, sentinel) if isinstance(p, Publish)]
+    again = [p for p in delivered(pub, resumed, sentinel)]
     assert not again, (
         f"the discarded message was sent on the new connection ({len(encode(again[0], '5.0'))} bytes, "
         f"dup={again[0].dup}): the server did not treat it as sent"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conformance import Connect, Probe, Publish, Unsupported, Will, case, craft, raw_string
-from conformance.steps.common import received_before_sentinel
+from conformance.steps.common import delivered
 from conformance.steps.malformed import MALFORMED, PROTOCOL_ERROR, expect_rejected
 from conformance.steps.will import (
     ON_TIME,
@@ -143,7 +143,7 @@ def test_will_on_takeover(make_probe, topic_prefix, client_id, clean_start, will
     old = connect_with_will(make_probe, will, client_id, clean_start=False, session_expiry=LONG)
     new = take_over(make_probe, client_id, clean_start=clean_start, session_expiry=LONG)
     old.expect_closed()
-    before = received_before_sentinel(new, watch.observer, watch.sentinel)
+    before = delivered(new, watch.observer, watch.sentinel)
     published = [p for p in before if isinstance(p, Publish) and p.topic == will.topic]
     if published and published[0].payload != will.payload:
         raise BrokerViolation(f"the Will was published with payload {published[0].payload!r}, not {will.payload!r}")

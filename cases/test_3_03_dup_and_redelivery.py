@@ -5,8 +5,8 @@ drops the connection without DISCONNECT and reconnects with Clean Session / Clea
 """
 
 from conformance import Puback, Pubcomp, Publish, Pubrec, Pubrel, case
-from conformance.steps.common import PERSISTENT, subscriber
-from conformance.steps.publish import delivered_until_sentinel, persistent_subscriber, resume
+from conformance.steps.common import PERSISTENT, delivered, subscriber
+from conformance.steps.publish import persistent_subscriber, resume
 
 
 @case("MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-4.3.2-1", v5=["MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-4.3.2-3"])
@@ -135,7 +135,7 @@ def test_publisher_resending_after_reconnect_is_delivered_once(make_probe, clien
         pub.expect(Pubrec, packet_id=0x0A0B)
     pub.send(Pubrel(packet_id=0x0A0B))
     pub.expect(Pubcomp, packet_id=0x0A0B)
-    got = delivered_until_sentinel(pub, sub, sentinel)
+    got = delivered(pub, sub, sentinel)
     assert [p.payload for p in got] == [b"once"], f"the subscriber got {[p.payload for p in got]}"
 
 
@@ -155,5 +155,5 @@ def test_publisher_resending_pubrel_after_reconnect_gets_pubcomp(make_probe, cli
     pub = resume(make_probe, client_id)
     pub.send(Pubrel(packet_id=0x0C0D))
     pub.expect(Pubcomp, packet_id=0x0C0D)
-    got = delivered_until_sentinel(pub, sub, sentinel)
+    got = delivered(pub, sub, sentinel)
     assert [p.payload for p in got] == [b"released"], f"the subscriber got {[p.payload for p in got]}"

@@ -12,7 +12,8 @@ import time
 
 from conformance import Pingreq, Pingresp, Publish, case
 from conformance.grading import late_timer
-from conformance.steps.v5 import delivered_before_marker, idle, start_of_a_second
+from conformance.steps.common import delivered
+from conformance.steps.v5 import idle, start_of_a_second
 
 EXPIRY = 1  # seconds: the smallest Message Expiry Interval
 SLACK = 0.25  # loopback and scheduler latency; not a widening of the spec's bound
@@ -27,7 +28,7 @@ def _persistent_subscriber(make_probe, client_id: str, *filters: str) -> None:
 def _resume(make_probe, client_id, sender, sentinel: str) -> list[Publish]:
     """Reconnect the session and take what it had queued (up to ``sender``'s sentinel)."""
     probe = make_probe(client_id).connect(clean_start=False, session_expiry=0)
-    return [p for p in delivered_before_marker(sender, probe, sentinel) if isinstance(p, Publish)]
+    return [p for p in delivered(sender, probe, sentinel)]
 
 
 def _check_decrement(got: Publish, waited_at_least: float, waited_at_most: float) -> None:

@@ -7,8 +7,8 @@ the wire and accept any grouping of the subscriptions into copies that the spec 
 """
 
 from conformance import Properties, case
-from conformance.steps.common import SENTINEL
-from conformance.steps.publish import Sub, describe_copies, explain_copies, note, until_sentinel
+from conformance.steps.common import SENTINEL, until_sentinel
+from conformance.steps.publish import Sub, describe_copies, explain_copies, note
 
 
 def _overlap(make_probe, topic_prefix, subs, publish_qos, with_ids):  # noqa: ANN001, ANN202

@@ -3,8 +3,8 @@ never carried to a new connection) and aliases the server sends (never above the
 Maximum, none to a client that accepts none)."""
 
 from conformance import Properties, Puback, Publish, Unsupported, case
-from conformance.steps.common import subscriber
-from conformance.steps.v5 import AliasResolver, delivered_before_marker, judge_refusal, refusal
+from conformance.steps.common import delivered, subscriber
+from conformance.steps.v5 import AliasResolver, judge_refusal, refusal
 
 
 def _aliased(topic: str, alias: int, payload: bytes, packet_id: int) -> Publish:
@@ -38,7 +38,7 @@ def test_server_accepts_aliases_up_to_its_maximum(make_probe, topic_prefix):
         pub.send(packet)
         pub.expect(Puback, packet_id=packet.packet_id,
                    reason_code={0x00, 0x10})
-    got = delivered_before_marker(pub, sub, f"{topic_prefix}/sentinel")
+    got = delivered(pub, sub, f"{topic_prefix}/sentinel")
     assert _topics_and_payloads(got) == [want for _, want in sends], (
         f"subscriber received {_topics_and_payloads(got)}; expected {[want for _, want in sends]}"
     )
@@ -101,7 +101,7 @@ def test_alias_mapping_does_not_survive_a_reconnect(make_probe, client_id, topic
     second.send(_aliased("", 1, b"stale alias", 1))
     result = refusal(second)
     witness = make_probe().connect()
-    stale = [p for p in delivered_before_marker(witness, sub, f"{topic_prefix}/sentinel") if isinstance(p, Publish)]
+    stale = [p for p in delivered(witness, sub, f"{topic_prefix}/sentinel")]
     assert not stale, (
         f"the server delivered {_topics_and_payloads(stale)}: it resolved Topic Alias 1 with a mapping from "
         f"the previous connection"

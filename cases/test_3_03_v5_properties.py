@@ -4,14 +4,13 @@ a publisher that breaks the property rules (wildcard Response Topic, ill-formed 
 Identifier from a client, invalid payload format)."""
 
 from conformance import Informational, NonStrict, Properties, Puback, Publish, case
-from conformance.steps.common import subscriber
+from conformance.steps.common import delivered, subscriber
 from conformance.steps.v5 import (
     CONTENT_TYPE,
     CORRELATION_DATA,
     RESPONSE_TOPIC_SUFFIX,
     USER_PROPERTIES,
     codes_text,
-    delivered_before_marker,
     judge_refusal,
     refusal,
 )
@@ -53,8 +52,8 @@ def test_application_properties_reach_every_subscriber_unaltered(make_probe, top
     at_qos1 = subscriber(make_probe, f"{topic_prefix}/props/+", f"{topic_prefix}/sentinel", qos=1)
     pub = make_probe().connect()
     pub.publish(topic, "données ✓", qos=1, properties=sent)
-    got = delivered_before_marker(pub, at_qos1, f"{topic_prefix}/sentinel")
-    assert [p.topic for p in got if isinstance(p, Publish)] == [topic], f"QoS 1 subscriber received {got}"
+    got = delivered(pub, at_qos1, f"{topic_prefix}/sentinel")
+    assert [p.topic for p in got] == [topic], f"QoS 1 subscriber received {got}"
     _assert_forwarded(got[0], sent, "QoS 1 wildcard subscriber")
     assert got[0].payload == "données ✓".encode()
     _assert_forwarded(at_qos0.expect(Publish, topic=topic, qos=0), sent, "QoS 0 subscriber")
@@ -95,7 +94,7 @@ def test_payload_format_indicator_with_ill_formed_utf8_payload(make_probe, topic
                         f"0x99 (Payload format invalid) is the Reason Code for it")
     answer = result.answers[-1]
     assert answer.packet_id == 7, f"PUBACK for packet id {answer.packet_id}, expected 7"
-    before = delivered_before_marker(pub, sub, f"{topic_prefix}/sentinel")
+    before = delivered(pub, sub, f"{topic_prefix}/sentinel")
     if answer.reason_code >= 0x80:
         assert not before, f"the server refused the message (PUBACK 0x{answer.reason_code:02X}) but delivered it"
         if answer.reason_code == 0x99:

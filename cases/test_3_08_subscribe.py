@@ -12,15 +12,14 @@ from conformance import (
     craft,
 )
 from conformance.codec import Suback
+from conformance.steps.common import delivered, shown
 from conformance.steps.topics import (
     MALFORMED_OR_PROTOCOL,
     MANY_FILTERS,
-    delivered,
     granted,
     judge,
     many_filters,
     react,
-    shown,
     subscribe_reactions,
     tight_ack_limit,
     wire_size,

@@ -2,16 +2,8 @@
 RETAIN rules of 3.3.1.3 they drive)."""
 
 from conformance import Publish, Subscribe, Subscription, case, craft
-from conformance.steps.topics import (
-    MALFORMED_OR_PROTOCOL,
-    delivered,
-    granted,
-    judge,
-    react,
-    shown,
-    until_barrier,
-    until_sentinel,
-)
+from conformance.steps.common import delivered, shown, until_barrier, until_sentinel
+from conformance.steps.topics import MALFORMED_OR_PROTOCOL, granted, judge, react
 
 
 def _options_reactions(make_probe, topic_prefix, option_bytes):

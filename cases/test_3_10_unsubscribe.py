@@ -3,15 +3,8 @@ several filters as a sequence, the empty payload, in-flight deliveries, reason c
 
 from conformance import NonStrict, Properties, Publish, Pubrel, Unsuback, Unsubscribe, case
 from conformance.codec import Pubrec
-from conformance.steps.topics import (
-    MANY_FILTERS,
-    delivered,
-    granted,
-    many_filters,
-    shown,
-    tight_ack_limit,
-    wire_size,
-)
+from conformance.steps.common import delivered, shown
+from conformance.steps.topics import MANY_FILTERS, granted, many_filters, tight_ack_limit, wire_size
 
 SUCCESS, NO_SUBSCRIPTION = 0x00, 0x11
 

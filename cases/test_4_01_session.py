@@ -2,7 +2,7 @@
 what a session holds while connected and across connections, and when it is gone."""
 
 from conformance import Pubcomp, Publish, Pubrec, Pubrel, case
-from conformance.steps.common import PERSISTENT, leave_session, received_before_sentinel, subscriber
+from conformance.steps.common import PERSISTENT, delivered, leave_session, subscriber
 
 
 @case("MQTT-4.1.0-1", "MQTT-4.1.0-2", v5=["MQTT-4.1.0-1"])
@@ -77,7 +77,7 @@ def test_clean_start_discards_the_stored_subscriptions(make_probe, client_id, to
     probe = subscriber(make_probe, sentinel, qos=1, client_id=client_id, clean_start=True)
     with make_probe(name="pub").connect() as pub:
         pub.publish(old, b"to the discarded subscription", qos=1)
-        got = received_before_sentinel(pub, probe, sentinel)
+        got = delivered(pub, probe, sentinel)
     assert not got, f"the new session received {got[0].name} on {old!r} through a discarded subscription"
 
 

@@ -3,15 +3,8 @@ identifier reuse, duplicate QoS 2 PUBLISHes, 4.5 message receipt."""
 
 
 from conformance import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, Unsupported, case
-from conformance.steps.common import SENTINEL, subscriber
-from conformance.steps.publish import (
-    OpenFlows,
-    delivered_until_sentinel,
-    note,
-    persistent_subscriber,
-    resume,
-    until_sentinel,
-)
+from conformance.steps.common import SENTINEL, delivered, subscriber, until_sentinel
+from conformance.steps.publish import OpenFlows, note, persistent_subscriber, resume
 
 IN_FLIGHT = 6  # messages per QoS and wave
 
@@ -80,7 +73,7 @@ def test_qos2_duplicate_before_pubrel_is_acknowledged_but_delivered_once(make_pr
     pub.expect(Pubrec, packet_id=0x0202)
     pub.send(Pubrel(packet_id=0x0202))
     pub.expect(Pubcomp, packet_id=0x0202)
-    got = [p.payload for p in delivered_until_sentinel(pub, sub, sentinel)]
+    got = [p.payload for p in delivered(pub, sub, sentinel)]
     assert got == [b"only once"], f"the subscriber got {got}"
 
 
@@ -97,7 +90,7 @@ def test_qos2_packet_id_reused_after_pubcomp_is_a_new_message(make_probe, topic_
         pub.expect(Pubrec, packet_id=9)
         pub.send(Pubrel(packet_id=9))
         pub.expect(Pubcomp, packet_id=9)
-    got = [p.payload for p in delivered_until_sentinel(pub, sub, sentinel)]
+    got = [p.payload for p in delivered(pub, sub, sentinel)]
     assert got == [b"first", b"second"], f"the subscriber got {got}"
 
 
@@ -133,7 +126,7 @@ def test_qos2_packet_id_reused_after_error_pubrec_is_a_new_message(make_probe, t
     pub.expect(Pubrec, packet_id=0x0909, reason_code={0x00})
     pub.send(Pubrel(packet_id=0x0909))
     pub.expect(Pubcomp, packet_id=0x0909, reason_code=0x00)
-    got = [p.payload for p in delivered_until_sentinel(pub, sub, sentinel)]
+    got = [p.payload for p in delivered(pub, sub, sentinel)]
     assert got == [b"fresh"], f"the subscriber got {got}"
 
 

@@ -3,17 +3,14 @@ its own granted QoS, interrupted and rejected deliveries, No Local, UNSUBSCRIBE,
 server without shared subscriptions."""
 
 from conformance import Packet, Puback, Publish, Pubrec, Subscription, Unsupported, Will, case
+from conformance.steps.common import delivered, shown, until_barrier, until_sentinel
 from conformance.steps.topics import (
     BAD_FILTER_CODES,
     MALFORMED_OR_PROTOCOL,
-    delivered,
     first_receiver,
     granted,
     judge,
-    shown,
     subscribe_reactions,
-    until_barrier,
-    until_sentinel,
 )
 
 SHARED = ["shared_subscriptions"]

@@ -16,8 +16,8 @@ import pytest
 
 from conformance import NonStrict, Publish, Subscription, case
 from conformance.setup_steps import setup
-from conformance.steps.common import PERSISTENT
-from conformance.steps.topics import delivered, granted, shown, until_sentinel
+from conformance.steps.common import PERSISTENT, delivered, shown, until_sentinel
+from conformance.steps.topics import granted
 from conformance.steps.will import receive_will, watch_will, will_for
 
 # publisher node index > subscriber node index; with three nodes every node publishes and subscribes once

@@ -1,9 +1,10 @@
 """Probe: one raw client connection to the broker under test.
 
 It sends packets (well-formed, crafted or raw bytes), records every byte in the case's transcript,
-and judges what comes back: ``expect`` (the next packet, partially matched), ``expect_closed`` and
-``expect_nothing`` (proved with a PINGREQ barrier, never a sleep). Every wait is bounded; a mismatch
-raises ``BrokerViolation`` with expected vs actual.
+and judges what comes back: ``expect`` (the next packet, partially matched), ``reaction`` (what the
+broker does after a bad packet, for ``judge.classify``), ``expect_closed``, and ``barrier`` /
+``expect_nothing`` (the PINGREQ barrier: absence proved by a round trip, never by a sleep). Every wait
+is bounded; a mismatch raises ``BrokerViolation`` with expected vs actual.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar, overload
 
 from .codec import (
     Connack,
@@ -42,7 +43,9 @@ from .codec import (
 )
 from .codec.errors import HarnessError
 from .codec.properties import BY_NAME
+from .codec.version import Version
 from .codec.wire import V50
+from .judge import CLOSED, Expected, Judgement, Reaction, classify
 from .net import BrokerUnreachable, Endpoint, TlsOptions, Transport, open_transport
 from .setup_steps import SUBACK_COUNT, UNSUBACK_COUNT, PreconditionFailed, failed_answer
 from .transcript import BROKER, CLOSE, IN, NOTE, OUT, Transcript, describe
@@ -62,6 +65,7 @@ class Closed:
 
 
 CLOSE_GRACE = 0.5  # how long a close may lag behind the broker's answer to a later packet
+BARRIER_LIMIT = 30.0  # the longest a PINGREQ barrier waits while packets keep coming before the PINGRESP
 DRAIN_WITHOUT_HALF_CLOSE = 0.25  # after DISCONNECT over TLS or WebSocket: how long to wait for the close
 
 
@@ -100,7 +104,7 @@ def mismatches(packet: Packet, fields: dict[str, Any]) -> list[str]:
 
 def _show(expected: Any) -> str:
     if callable(expected) and not isinstance(expected, type):
-        return getattr(expected, "__doc__", None) or getattr(expected, "__name__", "a predicate")
+        return str(getattr(expected, "__doc__", None) or getattr(expected, "__name__", "a predicate"))
     if isinstance(expected, set | frozenset):
         return "one of " + ", ".join(repr(v) for v in sorted(expected))
     return repr(expected)
@@ -157,9 +161,13 @@ class Probe:
             except BrokerUnreachable as exc:
                 self.transcript.add(self.name, NOTE, note=str(exc))
                 raise BrokerGone(str(exc)) from None
-            self._opened_at = time.monotonic()
+            self.restart_clock()
             self.transcript.add(self.name, NOTE, note=f"TCP connected to {self.endpoint.url} (MQTT {self.version})")
         return self
+
+    def restart_clock(self) -> None:
+        """Count the connection's age (``Closed.elapsed``) from now: for a transport opened outside ``open``."""
+        self._opened_at = time.monotonic()
 
     def send(self, item: Sendable, note: str = "") -> Probe:
         """Send a packet, a crafted packet or raw bytes, and record it."""
@@ -218,7 +226,7 @@ class Probe:
         assert self.transport is not None
         wait = min(self.timing.response, 1.0) if self.transport.half_close() else DRAIN_WITHOUT_HALF_CLOSE
         deadline = time.monotonic() + wait
-        while self._pump(deadline):
+        while self.read(deadline):
             pass
 
     def __enter__(self) -> Probe:
@@ -238,8 +246,9 @@ class Probe:
                 # otherwise waits ~5 s for it over wss before it drops the client and publishes its Will.
                 self.transport.close()
 
-    def _pump(self, deadline: float) -> bool:
-        """Read once, until ``deadline`` at most. False when nothing more can come (closed or timed out)."""
+    def read(self, deadline: float) -> bool:
+        """A bounded read: read once, until ``deadline`` (a ``time.monotonic()`` value) at most; what
+        arrives is recorded and queued in ``inbox``. False when nothing more can come (closed or timed out)."""
         if self.closed is not None or self.transport is None:
             return False
         remaining = deadline - time.monotonic()
@@ -262,6 +271,12 @@ class Probe:
             self.inbox.append(packet)
         return True
 
+    @overload
+    def next(self, timeout: float | None = None, *, strict: Literal[True] = True) -> Packet | None: ...
+
+    @overload
+    def next(self, timeout: float | None = None, *, strict: bool) -> Packet | MalformedPacket | None: ...
+
     def next(self, timeout: float | None = None, *, strict: bool = True) -> Packet | MalformedPacket | None:
         """The next packet from the broker, or None if the connection closed or nothing came in time.
         A malformed packet is a BrokerViolation, unless ``strict`` is False (then it is returned)."""
@@ -276,7 +291,7 @@ class Probe:
         """Whether a packet is queued, or arrives within ``timeout``; it is left in the queue."""
         deadline = time.monotonic() + (self.timing.response if timeout is None else timeout)
         while not self.inbox:
-            if not self._pump(deadline):
+            if not self.read(deadline):
                 break
         return bool(self.inbox)
 
@@ -306,7 +321,8 @@ class Probe:
                       **fields: Any) -> tuple[list[Packet], P]:
         """Wait for the first ``kind`` matching ``fields``; return (the packets that came before it,
         the match). With ``keep`` the earlier packets stay queued instead of being taken."""
-        self.awaiting = f"{kind.__name__.upper()}{_fields_text(fields)}"
+        wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
+        self.awaiting = wanted
         deadline = time.monotonic() + self._timeout(timeout)
         seen = 0
         while True:
@@ -322,8 +338,7 @@ class Probe:
                         raise BrokerViolation(f"broker sent a malformed packet: {bad[0]}")
                     return [b for b in before if isinstance(b, Packet)], item
             seen = len(self.inbox)
-            if not self._pump(deadline):
-                wanted = f"{kind.__name__.upper()}{_fields_text(fields)}"
+            if not self.read(deadline):
                 got = ", ".join(describe(p, self.level) if isinstance(p, Packet) else f"malformed: {p}"
                                 for p in self.inbox) or "nothing"
                 why = "the broker closed the connection" if self.closed else f"not within {self._timeout(timeout):.1f} s"
@@ -338,71 +353,82 @@ class Probe:
             return BrokerViolation(message)
         return failed_answer(kind.__name__.upper(), message)
 
+    def reaction(self, timeout: float | None = None, *, barrier: bool | None = None, rearm: bool = False,
+                 stop: Callable[[Reaction], bool] | None = None) -> Reaction:
+        """Collect the broker's reaction to the packet just sent, for ``judge.classify``: what it sends
+        until it closes the connection or ``timeout`` passes (``rearm``: counted from each packet), or
+        until ``stop`` holds for what came so far.
+
+        ``barrier`` (default: after a crafted or raw packet on an accepted connection, when no timeout is
+        given; before CONNACK a PINGREQ is itself an error) follows up with a PINGREQ: a broker that
+        answers it has read past the packet without closing, so the wait ends ``CLOSE_GRACE`` later."""
+        if barrier is None:
+            barrier = self._sent_crafted and timeout is None and self.connack is not None
+        barrier = barrier and self.closed is None and self.transport is not None
+        if barrier:
+            self.send(Pingreq(), note="barrier: a broker that closes does not answer this")
+        wait = self._timeout(timeout)
+        deadline = time.monotonic() + wait
+        packets: list[Packet | MalformedPacket] = []
+        answered = False
+        while (item := self.next(max(0.0, deadline - time.monotonic()), strict=False)) is not None:
+            if barrier and not answered and isinstance(item, Pingresp):
+                answered = True
+                deadline = min(deadline, time.monotonic() + CLOSE_GRACE)
+                continue
+            packets.append(item)
+            if stop is not None and stop(self._reaction(packets, answered, wait)):
+                break
+            if rearm:
+                deadline = time.monotonic() + (CLOSE_GRACE if answered else wait)
+        return self._reaction(packets, answered, wait)
+
+    def _reaction(self, packets: list[Packet | MalformedPacket], answered: bool, wait: float) -> Reaction:
+        return Reaction(Version.parse(self.version), tuple(packets), self.closed is not None, answered, wait)
+
     def expect_closed(self, timeout: float | None = None, reason_codes: Iterable[int] | None = None,
                       allow: tuple[type[Packet], ...] = (), barrier: bool | None = None) -> Closed:
         """The broker must close the connection within ``timeout``. In 5.0 it may send a DISCONNECT
-        first; if ``reason_codes`` is given, that DISCONNECT's code must be one of them.
-
-        ``barrier`` (default: after a crafted or raw packet, when no timeout is given) follows up with
-        a PINGREQ: a broker that answers it has read past the offending packet without closing, so
-        the wait ends ``CLOSE_GRACE`` later instead of after the whole timeout."""
-        if barrier is None:  # only on an accepted connection: before CONNACK a PINGREQ is itself an error
-            barrier = self._sent_crafted and timeout is None and self.connack is not None
+        first; if ``reason_codes`` is given, that DISCONNECT's code must be one of them (else FAIL).
+        ``allow``: packets that may come meanwhile (answers to earlier packets); ``barrier``: see
+        ``reaction``. Anything else is a violation, and so is a connection left open."""
+        expected = Expected(None if reason_codes is None else frozenset(reason_codes), allow=allow)
         self.awaiting = "the broker to close the connection"
-        deadline = time.monotonic() + self._timeout(timeout)
-        disconnect = None
-        if barrier and self.closed is None and self.transport is not None:
-            self.send(Pingreq(), note="barrier: a broker that closes does not answer this")
-        answered = False
+        # stop waiting once even a close could not make it right
+        seen = self.reaction(timeout, barrier=barrier,
+                             stop=lambda seen: not _closed_well(classify(replace(seen, closed=True), expected)))
+        judgement = classify(seen, expected)
+        if not _closed_well(judgement) or self.closed is None:
+            raise BrokerViolation(f"expected the broker to close the connection: {judgement.message}")
+        return Closed(self.closed.elapsed, judgement.disconnect, self.closed.reset)
+
+    def barrier(self, timeout: float | None = None, *, strict: bool = True) -> list[Packet]:
+        """The PINGREQ barrier: send PINGREQ and return what arrives before its PINGRESP (taken from the
+        queue). The broker answers in order, so that is everything it sent before it read the PINGREQ.
+        Each packet must come within ``timeout`` (default: the response timeout) of the one before, the
+        whole within ``BARRIER_LIMIT``; a close or a missing PINGRESP is a violation, and so is a
+        malformed packet unless ``strict`` is off (then it is left out: on a subscription wider than the
+        case's topics it is another case's traffic)."""
+        self.send(Pingreq(), note="barrier")
+        self.awaiting = "PINGRESP (the barrier)"
+        limit = time.monotonic() + BARRIER_LIMIT
+        got: list[Packet] = []
         while True:
-            while self.inbox:
-                item = self.inbox.popleft()
-                if isinstance(item, Disconnect) and self.v5 and disconnect is None:
-                    disconnect = item
-                    codes = set(reason_codes) if reason_codes is not None else None
-                    if codes is not None and item.reason_code not in codes:
-                        raise BrokerViolation(
-                            f"expected the connection closed (DISCONNECT reason one of "
-                            f"{', '.join(f'0x{c:02X}' for c in sorted(codes))} allowed first), got "
-                            f"{describe(item, self.level)}"
-                        )
-                elif barrier and isinstance(item, Pingresp) and not answered:
-                    answered = True
-                    deadline = min(deadline, time.monotonic() + CLOSE_GRACE)
-                elif isinstance(item, allow):
-                    continue
-                else:
-                    shown = str(item) if isinstance(item, MalformedPacket) else describe(item, self.level)
-                    raise BrokerViolation(f"expected the connection to be closed, got {shown}")
-            if self.closed is not None:
-                return Closed(self.closed.elapsed, disconnect, self.closed.reset)
-            if not self._pump(deadline) and self.closed is None and time.monotonic() >= deadline:
-                if answered:
-                    raise BrokerViolation(
-                        "expected the broker to close the connection; it answered a later PINGREQ and stayed open"
-                    )
-                raise BrokerViolation(
-                    f"expected the broker to close the connection within {self._timeout(timeout):.1f} s; it stayed open"
-                )
+            item = self.next(min(self._timeout(timeout), max(0.0, limit - time.monotonic())), strict=strict)
+            if isinstance(item, Pingresp):
+                return got
+            if isinstance(item, Packet):
+                got.append(item)
+            elif item is None:
+                before = ", ".join(describe(p, self.level) for p in got) or "nothing"
+                why = "the broker closed the connection" if self.closed is not None else "it did not come in time"
+                raise BrokerViolation(f"expected the PINGRESP to a PINGREQ barrier, {why}; received before: {before}")
 
     def expect_nothing(self, timeout: float | None = None, allow: tuple[type[Packet], ...] = ()) -> None:
-        """Nothing may arrive: proved by a PINGREQ round trip (the broker answers in order)."""
-        self.send(Pingreq(), note="barrier")
-        self.awaiting = "PINGRESP (the barrier: nothing else may come first)"
-        deadline = time.monotonic() + self._timeout(timeout)
-        while True:
-            while self.inbox:
-                item = self.inbox.popleft()
-                if isinstance(item, Pingresp):
-                    return
-                if isinstance(item, allow):
-                    continue
-                shown = str(item) if isinstance(item, MalformedPacket) else describe(item, self.level)
-                raise BrokerViolation(f"expected nothing before the PINGRESP barrier, got {shown}")
-            if not self._pump(deadline):
-                if self.closed is not None:
-                    raise BrokerViolation("expected the connection to stay open, the broker closed it")
-                raise BrokerViolation(f"no PINGRESP within {self._timeout(timeout):.1f} s")
+        """Nothing (but ``allow``) may arrive: proved by the PINGREQ barrier, never by a wait."""
+        unexpected = [p for p in self.barrier(timeout) if not isinstance(p, allow)]
+        if unexpected:
+            raise BrokerViolation(f"expected nothing before the PINGRESP barrier, got {describe(unexpected[0], self.level)}")
 
     def _timeout(self, timeout: float | None) -> float:
         return self.timing.response if timeout is None else timeout
@@ -477,7 +503,7 @@ class Probe:
             pubrec = self.wait_for(Pubrec, packet_id=packet_id)
             if pubrec.reason_code >= 0x80:
                 return pubrec
-            self.send(Pubrel(packet_id=packet_id))
+            self.send(Pubrel(packet_id=pubrec.packet_id))
             return self.wait_for(Pubcomp, packet_id=packet_id)
         return None
 
@@ -506,6 +532,10 @@ class Probe:
         for packet in taken:
             self.inbox.remove(packet)
         return taken
+
+
+def _closed_well(judgement: Judgement) -> bool:
+    return judgement.outcome == CLOSED and judgement.code_ok
 
 
 def _fields_text(fields: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ from conformance.reports.model import run_of
 from conformance.reports.pcap import Frame, build_packets, ethernet_frame, pcap_bytes
 from conformance.transcript import BROKER, HARNESS
 
+pytestmark = pytest.mark.unit
+
 scapy_all = pytest.importorskip("scapy.all")
 pytest.importorskip("scapy.contrib.mqtt")
 

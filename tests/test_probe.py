@@ -61,7 +61,7 @@ def test_expect_closed_sees_the_broker_close(make):
 
 def test_expect_closed_fails_when_connection_stays_open(make):
     probe = make().connect()
-    with pytest.raises(BrokerViolation, match="stayed open"):
+    with pytest.raises(BrokerViolation, match="kept the connection open"):
         probe.expect_closed(timeout=0.2)
 
 
@@ -75,6 +75,26 @@ def test_expect_nothing_uses_a_ping_barrier(make):
         probe.expect_nothing()
     kinds = [e.summary().split()[0] for e in make.transcript.events if e.dir in ("in", "out")]
     assert "PINGREQ" in kinds and "PINGRESP" in kinds
+
+
+def test_barrier_returns_what_came_before_the_pingresp(make):
+    probe = make().connect()
+    topic = f"selftest/{uuid.uuid4().hex}"
+    probe.subscribe(topic)
+    for n in range(3):
+        probe.send(Publish(topic, str(n).encode()))
+    assert [p.payload for p in probe.barrier()] == [b"0", b"1", b"2"]
+    assert probe.barrier() == [] and not probe.inbox
+
+
+def test_read_is_bounded_and_restart_clock_counts_from_now(make):
+    probe = make().connect()
+    started = time.monotonic()
+    assert probe.read(started + 0.2) is False and not probe.inbox  # nothing due: timed out
+    assert time.monotonic() - started < 1.0
+    probe.restart_clock()
+    probe.send(craft(Publish("selftest/q3", b"x", qos=1, packet_id=1), qos_bits=3))
+    assert probe.expect_closed().elapsed < 1.0
 
 
 def test_collect_until_keeps_order(make):

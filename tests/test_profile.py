@@ -9,6 +9,8 @@ import pytest
 from conformance.errors import ConfigError
 from conformance.run.profile import load_profile, parse_capability
 
+pytestmark = pytest.mark.unit
+
 TARGETS = Path(__file__).resolve().parents[1] / "fixtures" / "targets"
 
 

@@ -12,6 +12,8 @@ import pytest
 from conformance.reports import compare_to_baseline, make_baseline
 from conformance.reports.baseline import normalize_case_id
 
+pytestmark = pytest.mark.unit
+
 SAMPLE = Path(__file__).parent / "data" / "reports" / "sample-results.json"
 
 

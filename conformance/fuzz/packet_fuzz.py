@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from .. import judge as spec_judge
 from ..codec import (
     Connack,
     Connect,
@@ -599,53 +600,34 @@ def _accepting_connack(outcome: Outcome) -> Connack | None:
     return None
 
 
-def _judge_closed(outcome: Outcome, version: str) -> list[Problem]:
+def _judge_closed(outcome: Outcome, version: Version) -> list[Problem]:
+    """A broken input: judged by the cases' own judge (conformance/judge.py) on what was received."""
     oracle = outcome.plan.oracle
-    rule = oracle["rule"]
-    where = f"input {oracle['input']}: {oracle['label']}"
+    rule, where = oracle["rule"], f"input {oracle['input']}: {oracle['label']}"
     expected = "the connection closed (5.0: a DISCONNECT may come first)"
-    if oracle.get("connect"):
-        accepted = _accepting_connack(outcome)
-        if accepted is not None:
-            return [Problem(rule, expected + " and no CONNACK accepting it",
-                            f"the broker accepted it: {_shown(outcome)}", where)]
-        answered_barrier = any(isinstance(p, Pingresp) for _, p in outcome.packets)
-        if outcome.closed and not answered_barrier:
-            return []
-        seen = "it answered the PINGREQ behind it" if answered_barrier else \
-            f"still open after the bound (received: {_shown(outcome)})"
-        return [Problem(rule, expected, seen, where)]
-    problem = _session_connack(outcome)
+    connecting = bool(oracle.get("connect"))
+    if connecting and _accepting_connack(outcome) is not None:  # also in the other version's layout
+        return [Problem(rule, expected + " and no CONNACK accepting it",
+                        f"the broker accepted it: {_shown(outcome)}", where)]
+    problem = None if connecting else _session_connack(outcome)
     if problem:
         return [problem]
-    after = [p for _, p in outcome.packets[1:] if isinstance(p, Packet)]
-    if _refused(oracle, after, version):
-        return []  # refused with a failure code, connection kept: the cases grade this NON-STRICT
-    answered_barrier = any(isinstance(p, Pingresp) for p in after)
-    if outcome.closed and not answered_barrier:
-        return []
-    if any(isinstance(p, Disconnect) for p in after) and version == Version.V50 and not answered_barrier:
-        return []
-    seen = (f"kept the connection open and answered: {_shown(outcome, True)}" if after else
-            "kept the connection open: nothing received within the bound")
-    return [Problem(rule, expected, seen, where)]
+    received = [p for _, p in outcome.packets[0 if connecting else 1:] if isinstance(p, Packet)]
+    # Before CONNACK a PINGREQ is an error of its own: no barrier is sent there.
+    reaction = spec_judge.Reaction.received(version, received, outcome.closed, barrier=not connecting)
+    judgement = spec_judge.classify(reaction, spec_judge.Expected(connecting=connecting, item=_item_at_fault(oracle)))
+    if judgement.outcome == spec_judge.CLOSED or (judgement.outcome == spec_judge.REFUSED and not connecting):
+        return []  # a refusal with the connection kept: the cases grade it NON-STRICT
+    return [Problem(rule, expected, judgement.message, where)]
 
 
-def _refused(oracle: dict[str, Any], after: list[Packet], version: str) -> bool:
+def _item_at_fault(oracle: dict[str, Any]) -> spec_judge.Item | None:
+    """The fuzzer's refusal oracle ("ack", "suback:I", "unsuback:I") as the judge's item at fault."""
     refusal = oracle.get("refusal")
     if not refusal:
-        return False
-    if refusal == "ack":
-        return version == Version.V50 and any(isinstance(p, Puback | Pubrec) and p.reason_code >= 0x80
-                                              for p in after)
-    kind, _, index = refusal.partition(":")
-    i = int(index or 0)
-    for packet in after:
-        if kind == "suback" and isinstance(packet, Suback):
-            return i < len(packet.reason_codes) and packet.reason_codes[i] >= 0x80
-        if kind == "unsuback" and isinstance(packet, Unsuback):
-            return version == Version.V50 and i < len(packet.reason_codes) and packet.reason_codes[i] >= 0x80
-    return False
+        return None
+    _, _, index = refusal.partition(":")
+    return spec_judge.Item(oracle.get("packet_id"), int(index or 0))
 
 
 def _judge_connect(outcome: Outcome, version: Version) -> list[Problem]:

@@ -35,7 +35,7 @@ from .records import Judgement
 FACTOR = 4.0  # a case may take this many times the longest single wait it legitimately has
 TEARDOWN_BUDGET = 10.0  # closing probes and tidying up after a case that used up its own budget
 REFIRE = 1.0  # seconds between alarms once the deadline has passed
-WAITS = ("expect", "collect_until", "expect_closed", "expect_nothing")  # Probe methods that set .awaiting
+WAITS = ("expect", "collect_until", "expect_closed", "expect_nothing", "reaction", "barrier")  # Probe methods that set .awaiting
 
 
 class DeadlineExceeded(BaseException):

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..codec import Connack, Connect, Disconnect, MalformedPacket, Publish, segments
+from ..codec import Connack, Connect, Disconnect, Publish, segments
 from ..codec.reason_codes import ALLOWED_50
 from ..codec.version import Version
 from ..grading import NotDetected, wrong_code
+from ..judge import ACCEPTED, OPTIONAL, REFUSED, VIOLATION, Expected, Reaction, accepts, classify, sealed
 from ..probe import Probe
-from ..transcript import describe
 from ..verdicts import BrokerViolation
-
-# The 3.1.1 CONNACK refusing the protocol version (code 0x01, no properties). A server that does not know
-# which version a client speaks may answer a 5.0 client with it.
-LEGACY_REFUSAL = bytes.fromhex("20020001")
 
 # Refusal codes by cause: 3.1.1 return codes, 5.0 reason codes.
 BAD_CREDENTIALS = {Version.V311: {0x04, 0x05}, Version.V50: {0x86, 0x87}}  # bad user name or password / not authorised
@@ -30,73 +26,39 @@ BAD_AUTH_METHOD = {0x8C, 0x87}
 SMALL_MAXIMUM_PACKET_SIZE = 40
 
 
-def _codes(codes: Iterable[int]) -> str:
-    return ", ".join(f"0x{c:02X}" for c in sorted(codes))
-
-
-def expect_refusal(probe: Probe, codes: Iterable[int] = (), *, connack: str = "optional",
+def expect_refusal(probe: Probe, codes: Iterable[int] = (), *, connack: str = OPTIONAL,
                    legacy_ok: bool = False, accept_ok: bool = False) -> Connack | None:
     """The server refuses the CONNECT just sent: it closes the connection, after at most one CONNACK.
 
     ``connack`` is "required", "optional" or "forbidden" (3.1.1 closes a non-conforming CONNECT without
-    one); a CONNACK must carry one of ``codes`` and Session Present 0. Nothing else may come: in 5.0 a
-    DISCONNECT before a successful CONNACK breaks MQTT-3.14.0-1. With ``legacy_ok`` a 5.0 probe also
-    accepts the 3.1.1 protocol-version refusal. With ``accept_ok`` a CONNACK accepting the connection is
-    returned at once (for a CONNECT the server may support). Returns the CONNACK, if any.
+    one); a CONNACK must carry one of ``codes`` (a wrong code in an optional CONNACK is NON-STRICT, the
+    code there being a SHOULD) and Session Present 0. Nothing else may come: in 5.0 a DISCONNECT before
+    a successful CONNACK breaks MQTT-3.14.0-1. With ``legacy_ok`` a 5.0 probe also accepts the 3.1.1
+    protocol-version refusal. With ``accept_ok`` a CONNACK accepting the connection is returned at once
+    (for a CONNECT the server may support). Returns the CONNACK, if any. Judged by conformance.judge.
     """
-    codes = set(codes)
-    got: Connack | None = None
-    complaint = ""  # a wrong code in an optional CONNACK: NON-STRICT once the close has come
-    while True:
-        packet = probe.next(strict=False)
-        if packet is None:
-            if probe.closed is not None:
-                break
-            raise NotDetected(
-                "expected the broker to close the connection after refusing the CONNECT; it stayed open"
-                + ("" if got else f" and sent nothing within {probe.timing.response:.1f} s")
-            )
-        if isinstance(packet, MalformedPacket):
-            if legacy_ok and got is None and getattr(packet, "raw", None) == LEGACY_REFUSAL:
-                got = Connack(reason_code=0x01)
-                continue
-            raise BrokerViolation(f"broker sent a malformed packet: {packet}")
-        if isinstance(packet, Connack) and got is None and connack != "forbidden":
-            if accept_ok and (packet.reason_code == 0 or (probe.v5 and packet.reason_code < 0x80)):
-                return packet
-            if packet.reason_code not in codes:
-                complaint = _wrong_refusal(probe, packet, codes, connack)
-            if packet.session_present:
-                raise BrokerViolation("a CONNACK refusing the connection has Session Present 1")
-            got = packet
-            continue
-        if isinstance(packet, Disconnect):
-            raise BrokerViolation(f"broker sent {describe(packet, probe.level)} without a successful CONNACK "
-                                  "before it (a server sends DISCONNECT only after CONNACK < 0x80)")
-        expected = "the close"
-        if got is None and connack != "forbidden":
-            expected = f"a CONNACK with one of {_codes(codes)} or the close"
-        raise BrokerViolation(f"expected {expected} after the refused CONNECT, got "
-                              f"{describe(packet, probe.level)}")
-    if got is None and connack == "required":
-        raise BrokerViolation(f"the broker closed the connection without the CONNACK (one of "
-                              f"{_codes(codes)}) it must send first")
-    if complaint:
-        raise wrong_code(complaint)
-    return got
+    expected = Expected(frozenset(codes), connecting=True, connack=connack, legacy_ok=legacy_ok)
+    probe.awaiting = "the broker to refuse the CONNECT and close the connection"
+    judgement = classify(probe.reaction(barrier=False, rearm=True, stop=lambda seen: _decided(seen, expected)),
+                         expected)
+    if judgement.outcome == ACCEPTED and judgement.connack is not None:
+        if accept_ok:
+            return judgement.connack
+        raise NotDetected(f"the broker accepted the CONNECT it must refuse: {judgement.message}")
+    if judgement.outcome in (ACCEPTED, REFUSED):
+        raise NotDetected(f"expected the broker to close the connection after refusing the CONNECT; "
+                          f"{judgement.message}")
+    if judgement.outcome == VIOLATION:
+        raise BrokerViolation(judgement.message)
+    if not judgement.code_ok:
+        raise wrong_code(f"{judgement.message}; the connection was closed as required, and the CONNACK is optional")
+    return judgement.connack
 
 
-def _wrong_refusal(probe: Probe, packet: Connack, codes: set[int], connack: str) -> str:
-    """A CONNACK with a code not in ``codes``: an acceptance, or a code the spec requires (``connack``
-    "required"), is a FAIL; a failure code in a CONNACK the spec makes optional is NON-STRICT (the
-    code there is a SHOULD), returned to be raised after the close (conformance/grading.py)."""
-    text = f"refusing CONNACK has {describe(packet, probe.level)}, expected one of {_codes(codes)}"
-    accepted = packet.reason_code == 0 or (probe.v5 and packet.reason_code < 0x80)
-    if accepted:
-        raise NotDetected(f"the broker accepted the CONNECT it must refuse: {text}")
-    if connack == "required":
-        raise BrokerViolation(text)
-    return f"{text}; the connection was closed as required, and the CONNACK is optional"
+def _decided(seen: Reaction, expected: Expected) -> bool:
+    """A CONNACK accepting the connection ends the wait at once, and so does a violation."""
+    last = seen.packets[-1]
+    return isinstance(last, Connack) and accepts(last, seen.version) or sealed(seen, expected)
 
 
 def check_server_disconnect(disconnect: Disconnect) -> None:

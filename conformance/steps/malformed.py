@@ -18,36 +18,23 @@ receives a broken packet, and to what 5.0 adds about the reason code:
   explanation wrong). A CONNACK that accepts the broken CONNECT is a FAIL, and so is a DISCONNECT
   before any successful CONNACK (3.14.0-1 forbids it). Whatever error packet comes, the close must
   follow (4.13.2-1).
+
+The reaction is classified by conformance.judge (shared with the other judges and the fuzzer); this
+module collects it and maps the outcome to a verdict.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..codec import (
-    Connack,
-    Disconnect,
-    MalformedPacket,
-    Packet,
-    Pingreq,
-    Pingresp,
-    Properties,
-    Puback,
-    Pubcomp,
-    Publish,
-    Pubrec,
-    Pubrel,
-    raw_string,
-    reason_name,
-)
+from ..codec import Packet, Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, raw_string
 from ..codec.utf8 import SURROGATES
 from ..codec.wire import encode_varint
 from ..grading import NotDetected, wrong_code
+from ..judge import ACCEPTED, FORBIDDEN, OPTIONAL, REFUSED, VIOLATION, Expected, classify, sealed
 from ..probe import Closed, Probe, Sendable
-from ..transcript import describe
 from ..verdicts import BrokerViolation, Unsupported
 
 MALFORMED = 0x81
@@ -57,7 +44,6 @@ TOPIC_NAME_INVALID = 0x90
 SURROGATE = SURROGATES["surrogate-d800"]
 NULL = b"\x00"
 BOM = "\ufeff"  # encoded EF BB BF
-CLOSE_GRACE = 0.5  # how long a close may lag behind the broker's answer to a PINGREQ sent after the bad packet
 
 
 def string_with(bad: bytes, text: str) -> bytes:
@@ -82,72 +68,25 @@ def raw_properties(*items: tuple[int, bytes]) -> Properties:
     return Properties.of(list(items))
 
 
-def _codes_text(codes: Iterable[int]) -> str:
-    return " or ".join(f"0x{c:02X} ({reason_name(c, 'DISCONNECT', 5)})" for c in sorted(codes))
-
-
-def _judge(probe: Probe, expected: set[int], connecting: bool, timeout: float | None) -> tuple[Closed, str]:
-    """Wait for the close; raise BrokerViolation for what breaks a MUST; return the close and, if the
-    reason code was not one the spec gives, the NON-STRICT complaint."""
-    wait = probe.timing.response if timeout is None else timeout
-    deadline = time.monotonic() + wait
+def _judge(probe: Probe, codes: set[int], connecting: bool, timeout: float | None) -> tuple[Closed, str]:
+    """Wait for the close and judge it (conformance.judge); raise BrokerViolation for what breaks a MUST
+    and NotDetected for a connection kept; return the close and, if the reason code was not one the spec
+    gives, the NON-STRICT complaint."""
+    # 3.1.1 has no error packets: a broken CONNECT is refused by closing without a CONNACK (3.1.4-1).
+    expected = Expected(frozenset(codes), connecting=connecting, connack=OPTIONAL if probe.v5 else FORBIDDEN)
     # On an accepted connection a PINGREQ follows the broken packet: a broker that answers it has read
     # past the broken packet without closing, so the wait can end a short grace later. (Before CONNACK a
     # PINGREQ would be an error of its own, so none is sent there.)
-    barrier = not connecting and probe.connack is not None and probe.closed is None
-    if barrier:
-        probe.send(Pingreq(), note="barrier: a broker that closes does not answer this")
-    answers: list[Packet] = []
-    pingresps = 0
-    while True:
-        item = probe.next(max(0.0, deadline - time.monotonic()), strict=False)
-        if item is None:
-            break
-        if isinstance(item, MalformedPacket):
-            raise BrokerViolation(f"the broker answered with a malformed packet: {item}")
-        if barrier and isinstance(item, Pingresp):
-            pingresps += 1
-            deadline = min(deadline, time.monotonic() + CLOSE_GRACE)
-            if pingresps == 1:
-                continue  # the barrier's answer; a second PINGRESP answered the broken packet itself
-        answers.append(item)
-    seen = ", ".join(describe(p, probe.level) for p in answers)
-    accepted = connecting and any(isinstance(p, Connack) and p.reason_code < 0x80 for p in answers)
-    if probe.closed is None and accepted:
-        raise NotDetected(f"the broker accepted the broken CONNECT ({seen}) and kept the connection open")
-    if probe.closed is None:
-        raise NotDetected(
-            "the broker kept the connection open after the broken packet"
-            + (f"; it sent {seen}" if seen else "")
-            + ("; it answered a PINGREQ sent after it" if pingresps else f" (no close within {wait:.1f} s)")
-        )
-    closed = probe.closed
-    if not answers:
-        return closed, ""
-
-    first, rest = answers[0], answers[1:]
-    if not probe.v5:
-        if connecting and isinstance(first, Connack):
-            raise BrokerViolation(f"the broker sent {seen} before closing; a CONNECT that does not conform "
-                                  "must be refused by closing the connection without a CONNACK")
-        raise BrokerViolation(f"the broker answered the broken packet with {seen} before closing")
-    if rest:
-        after_disconnect = isinstance(first, Disconnect) and " (MQTT-3.14.4-1: nothing may follow a DISCONNECT)"
-        raise BrokerViolation(f"the broker sent {seen} before closing; at most one "
-                              f"{'CONNACK' if connecting else 'DISCONNECT'} may come first{after_disconnect or ''}")
-    if connecting and isinstance(first, Disconnect):
-        raise BrokerViolation(f"the broker sent {seen} without a successful CONNACK first; a server sends "
-                              "DISCONNECT only after accepting the connection (MQTT-3.14.0-1)")
-    if connecting and isinstance(first, Connack):
-        if first.reason_code < 0x80:
-            raise BrokerViolation(f"the broker accepted the broken CONNECT ({seen}), then closed")
-    elif not isinstance(first, Disconnect):
-        raise BrokerViolation(f"the broker answered the broken packet with {seen} before closing")
-    closed = Closed(closed.elapsed, first if isinstance(first, Disconnect) else None, closed.reset)
-    if first.reason_code in expected:
-        return closed, ""
-    return closed, (f"the broker closed the connection (required) after {seen}; the spec gives "
-                    f"{_codes_text(expected)} for this error")
+    barrier = not connecting and probe.connack is not None
+    probe.awaiting = "the broker to close the connection"
+    judgement = classify(probe.reaction(timeout, barrier=barrier, stop=lambda seen: sealed(seen, expected)),
+                         expected)
+    if judgement.outcome in (ACCEPTED, REFUSED):
+        raise NotDetected(judgement.message)
+    if judgement.outcome == VIOLATION or probe.closed is None:
+        raise BrokerViolation(judgement.message)
+    closed = Closed(probe.closed.elapsed, judgement.disconnect, probe.closed.reset)
+    return closed, "" if judgement.code_ok else judgement.message
 
 
 def expect_rejected(probe: Probe, *codes: int, connecting: bool = False, timeout: float | None = None) -> Closed:
@@ -178,7 +117,7 @@ def reject(probe: Probe, item: Sendable, *codes: int, connecting: bool = False) 
 
 
 # -- getting a connection to the point where a given acknowledgement is due -----------------------------
-_ACK_QOS = {Puback: 1, Pubrec: 2, Pubrel: 2, Pubcomp: 2}
+_ACK_QOS: dict[type[Packet], int] = {Puback: 1, Pubrec: 2, Pubrel: 2, Pubcomp: 2}
 
 
 def ack_due(probe: Probe, topic: str, kind: type[Packet], capabilities: dict[str, Any]) -> int:

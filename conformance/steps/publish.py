@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from ..codec import (
     HarnessError,
     Packet,
-    Pingreq,
-    Pingresp,
     Puback,
     Pubcomp,
     Publish,
@@ -27,7 +25,7 @@ from ..probe import Probe
 from ..setup_steps import ANSWER_STEPS, SESSION_RESUMED, PreconditionFailed
 from ..transcript import IN, NOTE
 from ..verdicts import BrokerViolation
-from .common import PERSISTENT, SENTINEL, MakeProbe
+from .common import PERSISTENT, MakeProbe, delivered, until_barrier
 
 
 def note(probe: Probe, text: str) -> None:
@@ -62,29 +60,15 @@ def take_unacked(probe: Probe, count: int, **fields: object) -> list[Publish]:
 
 
 def take_available(probe: Probe, **fields: object) -> list[Publish]:
-    """At least one PUBLISH matching ``fields``, then every PUBLISH that arrives before a PINGRESP
-    barrier; none is acknowledged. A server may hold messages back until earlier ones are acknowledged,
-    so this is what it has in flight now."""
+    """At least one PUBLISH matching ``fields``, then every PUBLISH that arrives before a PINGREQ
+    barrier (``Probe.barrier``); none is acknowledged. A server may hold messages back until earlier
+    ones are acknowledged, so this is what it has in flight now."""
     got = [probe.expect(Publish, **fields)]  # type: ignore[arg-type]
-    for packet in _until_pingresp(probe):
+    for packet in probe.barrier():
         if not isinstance(packet, Publish):
             raise BrokerViolation(f"unexpected {packet.name} while receiving publications")
         got.append(packet)
     return got
-
-
-def _until_pingresp(probe: Probe) -> list[Packet]:
-    """Send PINGREQ; return what arrives before the PINGRESP (which the server sends in order)."""
-    probe.send(Pingreq(), note="barrier")
-    got: list[Packet] = []
-    while True:
-        packet = probe.next()
-        if packet is None:
-            raise BrokerViolation("the broker closed the connection" if probe.closed
-                                  else "no PINGRESP to a PINGREQ")
-        if isinstance(packet, Pingresp):
-            return got
-        got.append(packet)
 
 
 class OpenFlows:
@@ -142,7 +126,7 @@ class OpenFlows:
         self.probe.expect_nothing()
 
     def _batch(self, missing: int) -> list[Packet]:
-        batch = _until_pingresp(self.probe)
+        batch = self.probe.barrier()
         if batch:
             return batch
         if self._release():
@@ -151,7 +135,7 @@ class OpenFlows:
         if first is None:
             why = "the broker closed the connection" if self.probe.closed else "none arrived"
             raise BrokerViolation(f"{missing} more publications expected; {why}")
-        return [first, *_until_pingresp(self.probe)]
+        return [first, *self.probe.barrier()]
 
     def _track(self, packet: Packet) -> None:
         self.trace.append(packet)
@@ -175,45 +159,13 @@ class OpenFlows:
 
 
 # -- sentinels ------------------------------------------------------------------------------------
-def until_sentinel(receiver: Probe, topic: str) -> list[Publish]:
-    """The PUBLISHes ``receiver`` gets before the sentinel on ``topic``, each acknowledged as it
-    arrives (a server may hold further messages until earlier ones are acknowledged)."""
-    got: list[Publish] = []
-    while True:
-        packet = receiver.next()
-        if packet is None:
-            why = "the broker closed the connection" if receiver.closed else "it did not arrive in time"
-            raise BrokerViolation(f"expected the sentinel on {topic}, {why}; received before it: "
-                                  f"{[(p.topic, p.payload) for p in got]}")
-        if not isinstance(packet, Publish):
-            raise BrokerViolation(f"unexpected {packet.name} while waiting for the sentinel")
-        receiver.ack(packet)
-        if packet.topic == topic and packet.payload == SENTINEL:
-            return got
-        got.append(packet)
-
-
-def delivered_until_sentinel(sender: Probe, receiver: Probe, topic: str) -> list[Publish]:
-    """Ordered barrier between two clients (as ``steps.received_before_sentinel``), acknowledging as
-    it goes: ``sender`` publishes a QoS 1 marker on ``topic``, which ``receiver`` subscribes to; returns
-    the PUBLISHes ``receiver`` got before the marker."""
-    sender.publish(topic, SENTINEL, qos=1)
-    return until_sentinel(receiver, topic)
-
-
 def received_around_sentinel(sender: Probe, receiver: Probe, topic: str) -> list[Publish]:
-    """Like ``delivered_until_sentinel``, for messages whose order relative to the sentinel the spec
-    does not fix (retained messages sent because of a new subscription may trail a later publication):
-    the PUBLISHes before the sentinel plus those that arrive before a PINGRESP after it, all
-    acknowledged, the sentinel left out."""
-    got = delivered_until_sentinel(sender, receiver, topic)
-    for packet in _until_pingresp(receiver):
-        if not isinstance(packet, Publish):
-            raise BrokerViolation(f"unexpected {packet.name} while collecting publications")
-        receiver.ack(packet)
-        if packet.topic != topic:
-            got.append(packet)
-    return got
+    """The sentinel barrier (``steps.common.delivered``) for messages whose order relative to the
+    sentinel the spec does not fix (retained messages sent because of a new subscription may trail a
+    later publication): the PUBLISHes before the sentinel, plus those on other topics than ``topic``
+    that arrive before a PINGREQ barrier after it; all acknowledged."""
+    got = delivered(sender, receiver, topic)
+    return got + [p for p in until_barrier(receiver) if p.topic != topic]
 
 
 # -- publishing ------------------------------------------------------------------------------------

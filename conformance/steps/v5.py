@@ -11,14 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..codec import Disconnect, Packet, Pingreq, Pingresp, Properties, Puback, Publish, Pubrec, encode
+from ..codec import Disconnect, Packet, Pingresp, Properties, Puback, Publish, Pubrec, encode
 from ..codec.errors import HarnessError
 from ..codec.reason_codes import reason_name
 from ..codec.version import Version
 from ..grading import NotDetected, wrong_code
+from ..judge import CLOSED, VIOLATION, Expected, classify
 from ..probe import Probe
 from ..transcript import IN, NOTE
 from ..verdicts import BrokerViolation
+from .common import first_answer
 
 # Application-message properties a server forwards to subscribers, with values that a careless
 # implementation would alter: non-ASCII text, binary with NUL and 0xFF bytes, repeated and empty
@@ -32,32 +34,6 @@ USER_PROPERTIES = [("z-key", "1"), ("a-key", "2"), ("z-key", "0"), ("m-key", "")
 
 def codes_text(codes: Iterable[int], packet: str = "DISCONNECT") -> str:
     return ", ".join(f"0x{c:02X} {reason_name(c, packet, 5)}" for c in sorted(codes))
-
-
-# -- ordering barrier ------------------------------------------------------------------------------------
-MARKER = b"--marker--"
-
-
-def delivered_before_marker(sender: Probe, receiver: Probe, topic: str, timeout: float | None = None) -> list[Publish]:
-    """Like ``steps.received_before_sentinel``, but acknowledging each PUBLISH as it arrives: a server
-    may keep fewer messages in flight than the client's Receive Maximum (one at a time, say), and then
-    the marker only comes once the earlier ones are acknowledged. ``receiver`` must be subscribed to
-    ``topic`` at QoS 1 or 2. Returns the PUBLISHes before the marker, in order."""
-    sender.publish(topic, MARKER, qos=1)
-    got: list[Publish] = []
-    deadline = time.monotonic() + (receiver.timing.response if timeout is None else timeout)
-    while True:
-        packet = receiver.next(max(0.0, deadline - time.monotonic()))
-        if packet is None:
-            why = "the broker closed the connection" if receiver.closed else "nothing more arrived in time"
-            shown = ", ".join(f"{p.topic} {p.payload[:16]!r}" for p in got) or "nothing"
-            raise BrokerViolation(f"the marker message on {topic} never arrived ({why}); received before: {shown}")
-        if not isinstance(packet, Publish):
-            continue  # a late acknowledgement or PINGRESP: not what this barrier is about
-        receiver.ack(packet)
-        if packet.topic == topic and packet.payload == MARKER:
-            return got
-        got.append(packet)
 
 
 # -- refusing a violating client ---------------------------------------------------------------------
@@ -79,26 +55,18 @@ def refusal(probe: Probe, *, accepted_by: Iterable[type[Packet]] = (Puback, Pubr
     """Read what follows a violating packet: the connection closing (after a DISCONNECT, or silently),
     or a packet of ``accepted_by`` showing the server took the violating packet as valid (send the
     violating PUBLISH at QoS 1 so that acceptance is a PUBACK, not a wait). ``allow``: packets that
-    may come first (acknowledgements of earlier packets)."""
+    may come first (acknowledgements of earlier packets). What breaks a rule of its own (a malformed
+    packet, a DISCONNECT not followed by the close, another packet) is a violation (conformance.judge)."""
     accepted = tuple(accepted_by)
-    answers: list[Packet] = []
-    deadline = time.monotonic() + (probe.timing.response if timeout is None else timeout)
-    while True:
-        packet = probe.next(max(0.0, deadline - time.monotonic()), strict=False)
-        if packet is None:
-            if probe.closed is not None:
-                return Refusal(True, None, answers)
-            return Refusal(False, None, answers)
-        if isinstance(packet, Disconnect):
-            probe.expect_closed()
-            return Refusal(True, packet, answers)
-        if not isinstance(packet, Packet):
-            raise BrokerViolation(f"broker sent a malformed packet: {packet}")
-        answers.append(packet)
-        if isinstance(packet, accepted) and not isinstance(packet, allow):
-            return Refusal(False, None, answers)
-        if not isinstance(packet, allow | accepted):
-            raise BrokerViolation(f"expected the connection to be closed, got {packet.name}")
+    seen = first_answer(probe, pass_over=allow, timeout=timeout)
+    judgement = classify(seen, Expected(allow=allow))
+    last = seen.packets[-1] if seen.packets else None
+    if judgement.outcome == VIOLATION:
+        raise BrokerViolation(judgement.message)
+    if isinstance(last, Packet) and not isinstance(last, (*accepted, *allow, Disconnect)):
+        raise BrokerViolation(f"expected the connection to be closed, got {last.name}")
+    answers = [p for p in seen.packets if isinstance(p, Packet) and not isinstance(p, Disconnect)]
+    return Refusal(judgement.outcome == CLOSED, judgement.disconnect, answers)
 
 
 def judge_refusal(result: Refusal, codes: set[int], what: str) -> None:
@@ -127,20 +95,17 @@ def _quota_violation(in_flight: list[Publish], receive_maximum: int) -> BrokerVi
 
 
 def take_until_barrier(probe: Probe, in_flight: list[Publish], receive_maximum: int) -> list[Packet]:
-    """Send a PINGREQ and read up to its PINGRESP: each QoS>0 PUBLISH joins ``in_flight`` (not
+    """Read up to a PINGREQ barrier (``Probe.barrier``): each QoS>0 PUBLISH joins ``in_flight`` (not
     acknowledged), which must never exceed ``receive_maximum``. Returns the other packets read."""
-    probe.send(Pingreq(), note="barrier")
     others: list[Packet] = []
-    while True:
-        packet = probe.expect(Packet)
-        if isinstance(packet, Pingresp):
-            return others
+    for packet in probe.barrier():
         if isinstance(packet, Publish) and packet.qos > 0:
             in_flight.append(packet)
             if len(in_flight) > receive_maximum:
                 raise _quota_violation(in_flight, receive_maximum)
         else:
             others.append(packet)
+    return others
 
 
 def receive_within_quota(probe: Probe, total: int, receive_maximum: int,

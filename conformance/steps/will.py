@@ -22,7 +22,7 @@ from ..probe import Probe
 from ..setup_steps import SUBSCRIPTION_GRANTED, PreconditionFailed
 from ..transcript import NOTE, describe
 from ..verdicts import BrokerViolation, NonStrict
-from .common import received_before_sentinel
+from .common import delivered
 
 MakeProbe = Callable[..., Probe]
 
@@ -149,7 +149,7 @@ def take_over(make_probe: MakeProbe, client_id: str, **connect: Any) -> Probe:
 
 def assert_no_will(watch: WillWatch, sender: Probe, why: str = "") -> None:
     """Ordered barrier: ``sender`` publishes a sentinel; nothing may reach the observer before it."""
-    before = received_before_sentinel(sender, watch.observer, watch.sentinel)
+    before = delivered(sender, watch.observer, watch.sentinel)
     if before:
         got = "; ".join(describe(p, watch.observer.level) for p in before)
         raise BrokerViolation(f"{why or 'no Will may be published'}, but the observer received: {got}")
