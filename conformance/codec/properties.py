@@ -6,7 +6,7 @@ duplicated property is a Protocol Error the harness needs to be able to send).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,22 +141,22 @@ class Properties:
 NO_PROPERTIES = Properties()
 
 
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "byte": lambda value: bytes([value]), "u16": encode_u16, "u32": encode_u32, "varint": encode_varint,
+    "str": encode_str, "bin": encode_binary, "pair": lambda value: encode_str(value[0]) + encode_str(value[1]),
+}
+# Reader methods by kind; a "pair" (User Property) is two strings, read in _read_value.
+_READERS: dict[str, Callable[[Reader, str], Any]] = {
+    "byte": Reader.u8, "u16": Reader.u16, "u32": Reader.u32, "varint": Reader.varint, "str": Reader.string,
+    "bin": Reader.binary,
+}
+
+
 def encode_value(kind: str, value: Any) -> bytes:
-    if kind == "byte":
-        return bytes([value])
-    if kind == "u16":
-        return encode_u16(value)
-    if kind == "u32":
-        return encode_u32(value)
-    if kind == "varint":
-        return encode_varint(value)
-    if kind == "str":
-        return encode_str(value)
-    if kind == "bin":
-        return encode_binary(value)
-    if kind == "pair":
-        return encode_str(value[0]) + encode_str(value[1])
-    raise ValueError(kind)
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        raise ValueError(kind)
+    return encoder(value)
 
 
 def encode_properties(props: Properties) -> bytes:
@@ -173,18 +173,9 @@ def encode_properties(props: Properties) -> bytes:
 
 def _read_value(reader: Reader, spec: PropertySpec) -> Any:
     what = f"property {spec.name}"
-    if spec.kind == "byte":
-        return reader.u8(what)
-    if spec.kind == "u16":
-        return reader.u16(what)
-    if spec.kind == "u32":
-        return reader.u32(what)
-    if spec.kind == "varint":
-        return reader.varint(what)
-    if spec.kind == "str":
-        return reader.string(what)
-    if spec.kind == "bin":
-        return reader.binary(what)
+    read = _READERS.get(spec.kind)
+    if read is not None:
+        return read(reader, what)
     return (reader.string(f"{what} name"), reader.string(f"{what} value"))
 
 

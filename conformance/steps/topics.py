@@ -83,38 +83,32 @@ def judge(reactions: Sequence[Judgement], rule: str) -> None:
                         + "; ".join(r.message for r in soft))
 
 
+def _reactions(make_probe: MakeProbe, sent: Iterable[tuple[Packet, str]], close_codes: Iterable[int],
+               connect: dict[str, Any]) -> list[Judgement]:
+    """Each packet alone on a fresh connection: how the broker reacted to each."""
+    return [react(make_probe().connect(**connect), packet, what, close_codes=close_codes) for packet, what in sent]
+
+
 def subscribe_reactions(make_probe: MakeProbe, filters: Iterable[str | Subscription], *,
                         close_codes: Iterable[int] = BAD_FILTER_CODES, **connect: Any) -> list[Judgement]:
     """Each filter alone in a SUBSCRIBE on a fresh connection: how the broker reacted to each."""
-    reactions = []
-    for item in filters:
-        sub = item if isinstance(item, Subscription) else Subscription(item, 0)
-        probe = make_probe().connect(**connect)
-        reactions.append(react(probe, Subscribe(packet_id=0x1234, subscriptions=(sub,)),
-                               f"SUBSCRIBE {sub.topic_filter!r}", close_codes=close_codes))
-    return reactions
+    subs = [item if isinstance(item, Subscription) else Subscription(item, 0) for item in filters]
+    sent = [(Subscribe(packet_id=0x1234, subscriptions=(sub,)), f"SUBSCRIBE {sub.topic_filter!r}") for sub in subs]
+    return _reactions(make_probe, sent, close_codes, connect)
 
 
 def unsubscribe_reactions(make_probe: MakeProbe, filters: Iterable[str], *,
                           close_codes: Iterable[int] = BAD_FILTER_CODES) -> list[Judgement]:
     """Each filter alone in an UNSUBSCRIBE on a fresh connection."""
-    reactions = []
-    for topic_filter in filters:
-        probe = make_probe().connect()
-        reactions.append(react(probe, Unsubscribe(packet_id=0x1234, topic_filters=(topic_filter,)),
-                               f"UNSUBSCRIBE {topic_filter!r}", close_codes=close_codes))
-    return reactions
+    sent = [(Unsubscribe(packet_id=0x1234, topic_filters=(f,)), f"UNSUBSCRIBE {f!r}") for f in filters]
+    return _reactions(make_probe, sent, close_codes, {})
 
 
 def publish_reactions(make_probe: MakeProbe, topics: Iterable[str], *,
                       close_codes: Iterable[int] = BAD_TOPIC_NAME_CODES) -> list[Judgement]:
     """Each topic name in a QoS 1 PUBLISH on a fresh connection (a PUBACK would show acceptance)."""
-    reactions = []
-    for topic in topics:
-        probe = make_probe().connect()
-        reactions.append(react(probe, Publish(topic=topic, payload=b"x", qos=1, packet_id=0x1234),
-                               f"PUBLISH to {topic!r}", close_codes=close_codes))
-    return reactions
+    sent = [(Publish(topic=t, payload=b"x", qos=1, packet_id=0x1234), f"PUBLISH to {t!r}") for t in topics]
+    return _reactions(make_probe, sent, close_codes, {})
 
 
 def granted(suback: Suback, what: str = "") -> tuple[int, ...]:
