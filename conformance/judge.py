@@ -22,7 +22,7 @@ Problem). The outcomes:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .codec import Connack, Disconnect, MalformedPacket, Packet, Pingresp, Puback, Pubrec, Suback, Unsuback
 from .codec.reason_codes import reason_name
@@ -93,7 +93,7 @@ class Judgement:
 
     def about(self, what: str) -> Judgement:
         """The same judgement, its message prefixed with what was judged."""
-        return Judgement(self.outcome, f"{what}: {self.message}", self.code_ok, self.disconnect, self.connack)
+        return replace(self, message=f"{what}: {self.message}")
 
 
 def accepts(connack: Connack, version: Version) -> bool:

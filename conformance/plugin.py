@@ -40,10 +40,10 @@ from .run.profile import Identity
 from .run.records import (
     SUMMARY,
     CaseRecord,
-    Judgement,
+    Grade,
     deviation_fields,
     document,
-    judge,
+    grade,
     section_of,
     write_results,
 )
@@ -442,25 +442,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     judged = item.stash.setdefault(JUDGED, {"judgement": None, "duration": 0.0, "start": call.start})
     judged["duration"] += report.duration
     if call.when in ("setup", "call") and (call.excinfo is not None or call.when == "call"):
-        judgement = _with_reservations(item, judge(call.excinfo, spec, version))
+        judgement = _with_reservations(item, grade(call.excinfo, spec, version))
         judgement = deadline_verdict(item, judgement)
         judgement = _recheck_broker(item, version, judgement)
         judged["judgement"] = judgement
         _shape_report(item, report, judgement, spec, version)
     elif call.when == "teardown":
         if call.excinfo is not None and (judged["judgement"] is None or judged["judgement"].verdict == Verdict.PASS):
-            judged["judgement"] = Judgement(Verdict.ERROR, f"teardown: {call.excinfo.value}")
+            judged["judgement"] = Grade(Verdict.ERROR, f"teardown: {call.excinfo.value}")
         record = _record(item, spec, version, judged)
         report.user_properties.append(("mqttc_record", json.dumps(record.to_dict())))
     return report
 
 
-def _with_reservations(item: pytest.Item, judgement: Judgement) -> Judgement:
+def _with_reservations(item: pytest.Item, judgement: Grade) -> Grade:
     """A case that passed with reservations recorded on the way is NON-STRICT."""
     ctx: CaseContext | None = item.stash.get(CTX, None)
     if judgement.verdict != Verdict.PASS or ctx is None or not ctx.transcript.reservations:
         return judgement
-    return Judgement(Verdict.NON_STRICT, "; ".join(ctx.transcript.reservations))
+    return Grade(Verdict.NON_STRICT, "; ".join(ctx.transcript.reservations))
 
 
 def _ports(target: Target) -> list[int]:
@@ -491,7 +491,7 @@ def _managed_crash(item: pytest.Item, state: WorkerState, version: str) -> str |
     return f"broker crashed during this case: {supervisor.describe(crash)}"
 
 
-def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Judgement:
+def _recheck_broker(item: pytest.Item, version: str, judgement: Grade) -> Grade:
     """A failure while the broker is gone is not the broker's verdict: ERROR, and the rest fast."""
     if judgement.verdict not in (Verdict.FAIL, Verdict.ERROR, Verdict.NON_STRICT):
         return judgement
@@ -500,13 +500,13 @@ def _recheck_broker(item: pytest.Item, version: str, judgement: Judgement) -> Ju
         return judgement
     crashed = _managed_crash(item, state, version)
     if crashed is not None:
-        return Judgement(Verdict.ERROR, f"{crashed}{supervisor.REJUDGED}{judgement.message}")
+        return Grade(Verdict.ERROR, f"{crashed}{supervisor.REJUDGED}{judgement.message}")
     if not state.alive(version):
         state.dead = f"no longer accepts connections after {item.name}"
-        return Judgement(Verdict.ERROR, f"broker stopped accepting connections: {judgement.message}")
+        return Grade(Verdict.ERROR, f"broker stopped accepting connections: {judgement.message}")
     if not answers_connect(state.target, version):  # hung: every later case would only time out
         state.dead = f"accepts connections but no longer answers a CONNECT, after {item.name}"
-        return Judgement(Verdict.ERROR, f"broker stopped answering (no CONNACK to a fresh CONNECT): {judgement.message}")
+        return Grade(Verdict.ERROR, f"broker stopped answering (no CONNACK to a fresh CONNECT): {judgement.message}")
     return judgement
 
 
@@ -521,7 +521,7 @@ def _deviation_of(target: Target, item: pytest.Item, spec: CaseSpec, version: st
     return target.profile.deviation_for(list(spec.statements[version]), version, item.name, scheme)
 
 
-def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judgement, spec: CaseSpec,
+def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Grade, spec: CaseSpec,
                   version: str) -> None:
     """Map the verdict onto pytest's outcome, so that pytest's own exit code and summary agree."""
     verdict, message = judgement.verdict, judgement.message
@@ -556,7 +556,7 @@ def _shape_report(item: pytest.Item, report: pytest.TestReport, judgement: Judge
 
 
 def _record(item: pytest.Item, spec: CaseSpec, version: str, judged: dict[str, Any]) -> CaseRecord:
-    judgement: Judgement = judged["judgement"] or Judgement(Verdict.ERROR, "case did not run")
+    judgement: Grade = judged["judgement"] or Grade(Verdict.ERROR, "case did not run")
     deviation = None
     if judgement.verdict in (Verdict.FAIL, Verdict.NON_STRICT):
         deviation = _deviation(item, spec, version)

@@ -14,7 +14,7 @@ from conformance import case
 from conformance.case import CaseSpec
 from conformance.codec.errors import HarnessError
 from conformance.grading import NotDetected, late_timer
-from conformance.run.records import judge
+from conformance.run.records import grade
 from conformance.transcript import Transcript
 from conformance.verdicts import BrokerViolation, Verdict
 
@@ -26,7 +26,7 @@ def graded(exc: BaseException, version: str, *ids: str) -> Verdict:
         raise exc
     except BaseException:
         info = pytest.ExceptionInfo.from_current()
-    return judge(info, CaseSpec({version: ids}), version).verdict
+    return grade(info, CaseSpec({version: ids}), version).verdict
 
 
 def test_not_detected_is_fail_where_the_server_must_check_and_non_strict_where_it_must_react():

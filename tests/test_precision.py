@@ -23,7 +23,7 @@ from conformance.net import parse_url
 from conformance.probe import Timing
 from conformance.reports.coverage import run_coverage
 from conformance.reports.model import run_of, statement_rows
-from conformance.run.records import judge
+from conformance.run.records import grade
 from conformance.setup_steps import PreconditionFailed, setup
 from conformance.steps.topics import react
 from conformance.transcript import Transcript
@@ -47,7 +47,7 @@ def _in_step() -> None:
 # -- judgement (no broker) -----------------------------------------------------------------------------
 def test_failed_setup_step_names_the_step_and_its_statement():
     spec = CaseSpec({"3.1.1": ("MQTT-4.6.0-6",)})
-    judgement = judge(_raised(_in_step), spec, "3.1.1")
+    judgement = grade(_raised(_in_step), spec, "3.1.1")
     assert judgement.verdict == Verdict.FAIL
     assert judgement.precondition == {"step": "retained message stored", "statement": "MQTT-3.3.1-5",
                                       "message": "expected PUBACK, nothing arrived"}
@@ -55,7 +55,7 @@ def test_failed_setup_step_names_the_step_and_its_statement():
 
 
 def test_a_case_citing_the_step_statement_fails_on_its_own():
-    judgement = judge(_raised(_in_step), CaseSpec({"3.1.1": ("MQTT-3.3.1-5",)}), "3.1.1")
+    judgement = grade(_raised(_in_step), CaseSpec({"3.1.1": ("MQTT-3.3.1-5",)}), "3.1.1")
     assert (judgement.verdict, judgement.precondition) == (Verdict.FAIL, None)
     assert judgement.message == "expected PUBACK, nothing arrived"
 
@@ -65,13 +65,13 @@ def test_nested_steps_charge_the_innermost_unless_the_case_tests_any_of_them():
         with setup("outer", "MQTT-3.3.1-5"), setup("inner", "MQTT-4.3.2-2", v5="MQTT-4.3.2-4"):
             raise BrokerViolation("no PUBACK")
 
-    assert judge(_raised(nested), CaseSpec({"5.0": ("MQTT-4.6.0-6",)}), "5.0").precondition["statement"] == (
+    assert grade(_raised(nested), CaseSpec({"5.0": ("MQTT-4.6.0-6",)}), "5.0").precondition["statement"] == (
         "MQTT-4.3.2-4")
-    assert judge(_raised(nested), CaseSpec({"5.0": ("MQTT-3.3.1-5",)}), "5.0").precondition is None
+    assert grade(_raised(nested), CaseSpec({"5.0": ("MQTT-3.3.1-5",)}), "5.0").precondition is None
 
 
 def test_level_and_non_violations_are_kept():
-    assert judge(_raised(_in_step), CaseSpec({"3.1.1": ("MQTT-4.6.0-6",)}, level=SHOULD), "3.1.1").verdict == (
+    assert grade(_raised(_in_step), CaseSpec({"3.1.1": ("MQTT-4.6.0-6",)}, level=SHOULD), "3.1.1").verdict == (
         Verdict.NON_STRICT)
     with pytest.raises(HarnessError), setup("typo", "MQTT-9.9.9-9"):  # a typo in a step's statement: our bug
         pass

@@ -29,10 +29,11 @@ def parse_broker_args(values: list[str]) -> dict[str, str]:
     for value in values:
         version, sep, url = value.partition("=")
         if sep and version in catalogue.VERSIONS:
+            parse_url(url)
             urls[version] = url
         else:
+            parse_url(value)
             urls.update({v: value for v in catalogue.VERSIONS if v not in urls or not sep})
-        parse_url(url if sep and version in catalogue.VERSIONS else value)
     return urls
 
 

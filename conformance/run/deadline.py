@@ -30,7 +30,7 @@ import pytest
 
 from ..transcript import NOTE
 from ..verdicts import Verdict
-from .records import Judgement
+from .records import Grade
 
 FACTOR = 4.0  # a case may take this many times the longest single wait it legitimately has
 TEARDOWN_BUDGET = 10.0  # closing probes and tidying up after a case that used up its own budget
@@ -177,7 +177,7 @@ class CaseDeadlines:
             return (yield)
 
 
-def override(item: pytest.Item, judgement: Judgement) -> Judgement:
+def override(item: pytest.Item, judgement: Grade) -> Grade:
     """The case's verdict: the deadline's, once it fired (whatever the case made of the exception)."""
     dog = item.stash.get(WATCHDOG, None)
     if dog is None or dog.fired is None or dog.fired.phase == "teardown":

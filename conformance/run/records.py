@@ -34,40 +34,40 @@ SUMMARY = pytest.StashKey[tuple[dict[str, Any], Path, str]]()
 
 
 @dataclass
-class Judgement:
+class Grade:
     verdict: Verdict
     message: str = ""
     precondition: dict[str, Any] | None = None  # a failed setup step: {"step", "statement", "message"}
 
 
-def judge(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec, version: str | None = None) -> Judgement:
+def grade(excinfo: pytest.ExceptionInfo | None, spec: CaseSpec, version: str | None = None) -> Grade:
     """Whose fault an exception is: the broker's (FAIL/NON-STRICT), ours (ERROR), or a grade. A broker
     violation in a setup step the case does not test itself names that step (see setup_steps)."""
     if excinfo is None:
-        return Judgement(Verdict.PASS)
+        return Grade(Verdict.PASS)
     exc = excinfo.value
     message = str(exc).strip()
     if isinstance(exc, Unsupported):
-        return Judgement(Verdict.UNSUPPORTED, message)
+        return Grade(Verdict.UNSUPPORTED, message)
     if isinstance(exc, pytest.skip.Exception):
-        return Judgement(Verdict.UNSUPPORTED, getattr(exc, "msg", message))
+        return Grade(Verdict.UNSUPPORTED, getattr(exc, "msg", message))
     if isinstance(exc, NonStrict):
-        return Judgement(Verdict.NON_STRICT, message)
+        return Grade(Verdict.NON_STRICT, message)
     if isinstance(exc, Informational):
-        return Judgement(Verdict.INFORMATIONAL, message)
+        return Grade(Verdict.INFORMATIONAL, message)
     if isinstance(exc, BrokerGone | HarnessError):
-        return Judgement(Verdict.ERROR, message)
+        return Grade(Verdict.ERROR, message)
     if isinstance(exc, NotDetected) and not explicit(version, spec.statements.get(version or "", ())):
-        return Judgement(Verdict.NON_STRICT, not_detected_text(message, version, ()))  # conformance/grading.py
+        return Grade(Verdict.NON_STRICT, not_detected_text(message, version, ()))  # conformance/grading.py
     if isinstance(exc, AssertionError):
         if not isinstance(exc, BrokerViolation):
             message = _assertion_text(excinfo)
         verdict = Verdict.FAIL if spec.level == MUST else Verdict.NON_STRICT
         failed = precondition(exc, spec.statements.get(version or "", ()), version)
         if failed is not None:
-            return Judgement(verdict, precondition_text(failed), failed)
-        return Judgement(verdict, message)
-    return Judgement(Verdict.ERROR, f"harness error: {type(exc).__name__}: {message}")
+            return Grade(verdict, precondition_text(failed), failed)
+        return Grade(verdict, message)
+    return Grade(Verdict.ERROR, f"harness error: {type(exc).__name__}: {message}")
 
 
 def _assertion_text(excinfo: pytest.ExceptionInfo) -> str:

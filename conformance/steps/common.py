@@ -108,9 +108,9 @@ def first_answer(probe: Probe, *, pass_over: tuple[type[Packet], ...] = (), ack:
                  timeout: float | None = None) -> Reaction:
     """The broker's answer to the packet just sent: its first packet not of a ``pass_over`` type (those
     stay in the reaction), or the close, or nothing within the timeout; no barrier. ``ack`` instead:
-    PUBLISHes (routed or retained messages) are acknowledged and left out, each starting a new wait. After a DISCONNECT it also takes what follows up to the
-    close, with ``Probe.reaction``'s default barrier; a further packet ends the wait (nothing may follow
-    a DISCONNECT)."""
+    PUBLISHes (routed or retained messages) are acknowledged and left out, each starting a new wait.
+    After a DISCONNECT it also takes what follows up to the close, with ``Probe.reaction``'s default
+    barrier; a further packet ends the wait (nothing may follow a DISCONNECT)."""
     while True:
         seen = probe.reaction(timeout, barrier=False, stop=lambda seen: not isinstance(seen.packets[-1], pass_over))
         last = seen.packets[-1] if seen.packets else None

@@ -14,10 +14,11 @@ from ..grading import NotDetected, wrong_code
 from ..judge import ACCEPTED, OPTIONAL, REFUSED, VIOLATION, Expected, Reaction, accepts, classify, sealed
 from ..probe import Probe
 from ..verdicts import BrokerViolation
+from .malformed import MALFORMED_OR_PROTOCOL
 
 # Refusal codes by cause: 3.1.1 return codes, 5.0 reason codes.
 BAD_CREDENTIALS = {Version.V311: {0x04, 0x05}, Version.V50: {0x86, 0x87}}  # bad user name or password / not authorised
-MALFORMED_CONNECT = {0x81, 0x82}  # 5.0: Malformed Packet, Protocol Error
+MALFORMED_CONNECT = set(MALFORMED_OR_PROTOCOL)  # 5.0: Malformed Packet, Protocol Error
 # 5.0: an Authentication Method no server supports, and the codes that may refuse it (MQTT-4.12.0-1).
 UNKNOWN_AUTH_METHOD = "mqttc-no-such-method"
 BAD_AUTH_METHOD = {0x8C, 0x87}

@@ -39,6 +39,7 @@ from ..verdicts import BrokerViolation, Unsupported
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
+MALFORMED_OR_PROTOCOL = frozenset({MALFORMED, PROTOCOL_ERROR})  # the two general 5.0 error codes
 TOPIC_NAME_INVALID = 0x90
 
 SURROGATE = SURROGATES["surrogate-d800"]

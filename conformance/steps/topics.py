@@ -19,7 +19,7 @@ The classification is conformance.judge's. Each violation is sent on a connectio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..codec import (
@@ -38,12 +38,10 @@ from ..judge import ACCEPTED, CLOSED, REFUSED, VIOLATION, Expected, Item, Judgem
 from ..probe import Probe, mismatches
 from ..transcript import IN
 from ..verdicts import BrokerViolation, NonStrict
-from .common import first_answer
-
-MakeProbe = Callable[..., Probe]
+from .common import MakeProbe, first_answer
+from .malformed import MALFORMED_OR_PROTOCOL
 
 # DISCONNECT codes that name a malformed or invalid packet (5.0 section 4.13.1 and table 3-10).
-MALFORMED_OR_PROTOCOL = frozenset({0x81, 0x82})
 BAD_FILTER_CODES = MALFORMED_OR_PROTOCOL | {0x8F}  # 0x8F Topic Filter invalid
 BAD_TOPIC_NAME_CODES = MALFORMED_OR_PROTOCOL | {0x90}  # 0x90 Topic Name invalid
 

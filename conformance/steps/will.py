@@ -13,7 +13,6 @@ topic), the *owner* connects with the Will and then ends its connection one way 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +21,7 @@ from ..probe import Probe
 from ..setup_steps import SUBSCRIPTION_GRANTED, PreconditionFailed
 from ..transcript import NOTE, describe
 from ..verdicts import BrokerViolation, NonStrict
-from .common import delivered
-
-MakeProbe = Callable[..., Probe]
+from .common import MakeProbe, delivered
 
 WILL_PAYLOAD = b"last will"
 # Will Delay and Session Expiry count whole seconds: a broker may run them on a one-second tick, so an
